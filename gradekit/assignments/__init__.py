@@ -1,0 +1,1 @@
+"""One package per assignment; each defines ASSIGNMENT (see gradekit/assignment.py)."""

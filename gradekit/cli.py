@@ -1,0 +1,75 @@
+"""The `gradekit` command: one subcommand per thing an instructor does."""
+import argparse
+import importlib
+import sys
+
+from gradekit import assignment as assignments
+from gradekit.errors import KitError
+from gradekit.notebook import SubmissionError
+
+
+def cmd_source(args):
+    from gradekit.assign import source
+    for name in args.assignments or assignments.names():
+        print(f"wrote {source.write(assignments.get(name), args.course)}")
+
+
+def cmd_release(args):
+    from gradekit.assign.release import release
+    for name in args.assignments or assignments.names():
+        print(f"released {release(assignments.get(name), args.course)}")
+
+
+def cmd_check(args):
+    """Grade one notebook or .py file in the sandbox and print what the student would see."""
+    from gradekit.grade.one import Grader
+    from gradekit.notebook import code_cells
+
+    cells = code_cells(args.path)  # bad input fails here, in one line, before any sandbox starts
+    with Grader(args.assignment, args.course) as grader:
+        result = grader.grade_cells(args.path, cells)
+    module = importlib.import_module(grader.assignment.checks_module)
+    print(module.summary([r.passed for r in result.ten]))
+    for r in result.ten:
+        if not r.passed:
+            print(f"  check {r.check.number}: {r.message}")
+    if result.extra:
+        print(f"\nHidden extra checks: {sum(r.passed for r in result.extra)}/{len(result.extra)} passed")
+        for r in result.extra:
+            print(f"  {'Pass  ' if r.passed else '*FAIL*'} {r.check.name}" + ("" if r.passed else f": {r.message}"))
+    if result.status != "ok" or result.message:
+        print(f"\nstatus: {result.status}" + (f": {result.message}" if result.message else ""))
+    return 0 if result.status == "ok" and all(r.passed for r in result.checks) else 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="gradekit", description=__doc__)
+    parser.add_argument("--course", default=".", help="course directory (holds grader_config.py)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("source", help="build the instructor notebook(s) from solutions/")
+    p.add_argument("assignments", nargs="*")
+    p.set_defaults(run=cmd_source)
+
+    p = sub.add_parser("release", help="build the source, then the student release with nbgrader")
+    p.add_argument("assignments", nargs="*")
+    p.set_defaults(run=cmd_release)
+
+    p = sub.add_parser("check", help="grade one notebook (or .py) in the sandbox and print the summary")
+    p.add_argument("path")
+    p.add_argument("--assignment", default="batchnorm")
+    p.set_defaults(run=cmd_check)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except (KitError, SubmissionError, assignments.UnknownAssignment) as error:
+        print(f"gradekit: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gradekit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

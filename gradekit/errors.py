@@ -1,0 +1,2 @@
+class KitError(Exception):
+    """An error the user can fix; the CLI prints it as one line and exits non-zero."""

@@ -1,0 +1,51 @@
+"""Realistic wrong solutions, each made from the reference by a few literal edits.
+
+`expected_failures` is what the spec says the original battery gives (None where it says nothing:
+those are still compared verdict for verdict with the original run in one process).
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+SOLUTION = (Path(__file__).resolve().parent.parent / "solutions" / "batchnorm" / "batchnorm.py").read_text()
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    edits: tuple  # (old, new) pairs; each old must occur in the solution
+    expected_failures: frozenset | None
+
+    def code(self):
+        code = SOLUTION
+        for old, new in self.edits:
+            assert old in code, f"{self.name}: {old!r} not in the solution"
+            code = code.replace(old, new)
+        return code
+
+
+TRAIN_NORM = "x_hat = (x - mean) / torch.sqrt(var + self.eps)"
+MOVING = ("self.moving_mu = self.momentum * self.moving_mu + (1 - self.momentum) * mean",
+          "self.moving_sigma = self.momentum * self.moving_sigma + (1 - self.momentum) * var")
+
+MUTANTS = [
+    Mutant("reference", (), frozenset()),
+    Mutant("biased-variance", (("x.var(dim=0, keepdim=True)", "x.var(dim=0, keepdim=True, correction=0)"),
+                               ("x.var(dim=(0, 2, 3), keepdim=True)", "x.var(dim=(0, 2, 3), keepdim=True, correction=0)")),
+           frozenset({5, 6, 8})),
+    Mutant("fc-mean-without-keepdim", (("mean = x.mean(dim=0, keepdim=True)", "mean = x.mean(dim=0)"),), frozenset()),
+    Mutant("no-sqrt-in-training", ((TRAIN_NORM, "x_hat = (x - mean) / (var + self.eps)"),), frozenset({6})),
+    Mutant("in-place-moving-updates", ((MOVING[0], "self.moving_mu.mul_(self.momentum).add_((1 - self.momentum) * mean)"),
+                                       (MOVING[1], "self.moving_sigma.mul_(self.momentum).add_((1 - self.momentum) * var)")),
+           frozenset({7, 8})),
+    Mutant("gamma-plain-tensor", (("self.gamma = nn.Parameter(torch.ones(param_shape))", "self.gamma = torch.ones(param_shape)"),),
+           frozenset({0})),
+    Mutant("path-by-self-training", (("if not torch.is_grad_enabled():", "if not self.training:"),), frozenset({3})),
+    Mutant("minus-beta", (("z = self.gamma * x_hat + self.beta", "z = self.gamma * x_hat - self.beta"),), frozenset()),
+    Mutant("no-scale-and-shift", (("z = self.gamma * x_hat + self.beta", "z = x_hat"),), frozenset()),
+    Mutant("writes-into-its-input", ((TRAIN_NORM, "x_hat = x.sub_(mean).div_(torch.sqrt(var + self.eps))"),), None),
+    Mutant("double-output", (("return z", "return z.double()"),), None),
+    Mutant("numpy-mean-logged", (("self._tmp_mean = mean", "self._tmp_mean = mean.detach().numpy()"),), None),
+    Mutant("moving-sigma-std", ((MOVING[1], MOVING[1].replace("* var", "* var.sqrt()")),), None),
+    Mutant("raises-in-init", (("self.momentum = momentum", "self.momentum = momentum\n        raise RuntimeError('boom')"),),
+           frozenset(range(10))),
+]
