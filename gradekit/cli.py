@@ -42,6 +42,20 @@ def cmd_check(args):
     return 0 if result.status == "ok" and all(r.passed for r in result.checks) else 1
 
 
+def cmd_autograde(args):
+    """Grade every submission under submitted/; exit 1 when a row needs the instructor's attention."""
+    from gradekit.grade import report
+    from gradekit.grade.autograde import autograde, needs_attention, write_outputs
+
+    results = autograde(args.course, workers=args.workers)
+    if not results:
+        raise KitError(f"nothing to grade: no submissions under {args.course}/submitted/")
+    write_outputs(args.course, results)
+    print(report.summary_table(results))
+    print(f"wrote {args.course}/autograded/grades.csv, report.html, report.png and one folder per student")
+    return 1 if needs_attention(results) else 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="gradekit", description=__doc__)
     parser.add_argument("--course", default=".", help="course directory (holds grader_config.py)")
@@ -59,6 +73,10 @@ def main(argv=None):
     p.add_argument("path")
     p.add_argument("--assignment", default="batchnorm")
     p.set_defaults(run=cmd_check)
+
+    p = sub.add_parser("autograde", help="grade every submission under submitted/ (resumable)")
+    p.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: grader_config.py)")
+    p.set_defaults(run=cmd_autograde)
 
     args = parser.parse_args(argv)
     try:

@@ -13,9 +13,12 @@ def nbgrader_command(*args):
 
 
 def nbgrader_env():
-    """nbgrader runs `alembic` from PATH when it creates a gradebook: put this venv's bin first."""
+    """nbgrader runs `alembic` from PATH whenever it opens a gradebook: put this venv's bin first."""
     bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    path = os.environ.get("PATH", "")
+    if bin_dir not in path.split(os.pathsep):
+        path = bin_dir + os.pathsep + path
+    return {**os.environ, "PATH": path}
 
 
 def release(assignment, course_dir=".", release_dir=None):

@@ -94,8 +94,8 @@ def status_of(run, limits):
         err for _, err in run.observations.values() if err])
     if ended.get("ended") == "timeout":
         return "timeout", f"stopped after {limits.wall_seconds:g} s (wall-clock limit)"
-    if ended.get("ended") == "sandbox":
-        return "sandbox-error", ended.get("message", "the sandbox failed")
+    if ended.get("ended") == "sandbox-killed":
+        return "crashed", "the code brought its whole sandbox down"
     if ended.get("ended") == "signal":
         signal = ended.get("signal")
         if signal == "SIGXCPU":

@@ -166,7 +166,7 @@ class Worker:
         done = self._receive(max(deadline - time.monotonic(), 0) + 10)
         if not done or "done" not in done:
             self.stop()  # a zygote that does not answer is replaced; the next job starts a new one
-            run.ended = run.ended or {"ended": "sandbox", "message": "the sandbox stopped answering"}
+            run.ended = {"ended": "sandbox-killed"}
         else:
             run.ended = {k: v for k, v in done.items() if k != "done"}
         return run

@@ -1,0 +1,202 @@
+"""`gradekit autograde` on a class mixing correct, buggy, hostile and broken submissions.
+
+Each attack is written so that, if it worked, it would change a verdict: its own (tampering,
+reading course files, reaching the network) or a later student's (leftover processes or files).
+"""
+import csv
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from conftest import COURSE
+from course import copy_course
+from gradekit.grade.autograde import autograde, write_outputs
+from gradekit.grade.sandbox import bwrap_works
+from mutants import MUTANTS
+
+SOLUTION = next(m for m in MUTANTS if m.name == "reference").code()
+BIASED = next(m for m in MUTANTS if m.name == "biased-variance").code()
+
+
+def skeleton():
+    from gradekit.notebook import code_cells
+    return "\n".join(code_cells(COURSE / "release" / "batchnorm" / "batchnorm.ipynb")[:2])
+
+
+def only_if(condition):
+    """A submission that is the reference solution unless `condition` (student code) is true,
+    in which case it is the skeleton: a successful attack shows up as 0/10."""
+    return f"import os, socket\ntry:\n    ATTACK_WORKED = bool({condition})\nexcept Exception:\n    ATTACK_WORKED = False\n" \
+           + SOLUTION + "\nif ATTACK_WORKED:\n" \
+           + "\n".join("    " + line for line in skeleton().splitlines())
+
+
+def class_with(course, submissions):
+    for student, cells in submissions.items():
+        folder = course / "submitted" / student / "batchnorm"
+        folder.mkdir(parents=True)
+        (folder / "batchnorm.ipynb").write_text(nbformat.writes(new_notebook(cells=[new_code_cell(c) for c in cells])))
+
+
+@pytest.fixture(scope="module")
+def listener():
+    """A TCP server on loopback: a submission that reaches it has network access."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    threading.Thread(target=lambda: [server.accept() for _ in range(100)], daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, listener):
+    course = copy_course(tmp_path_factory.mktemp("course"))
+    with open(course / "grader_config.py", "a") as config:
+        config.write("\nc.Sandbox.wall_seconds = 10\nc.Sandbox.cpu_seconds = 8\nc.Sandbox.memory_mb = 2500\n")
+    secret = course / "source" / "batchnorm" / "batchnorm.ipynb"
+    submissions = {
+        "a01-solution": [SOLUTION],
+        "a02-skeleton-allclose": [skeleton(), "import torch\ntorch.allclose = lambda *a, **k: True\n"
+                                  "torch.Tensor.__eq__ = lambda *a, **k: True"],
+        "a03-biased-randn": [BIASED, "import torch\ntorch.randn = lambda *s, **k: torch.zeros(*s)\n"
+                             "torch.rand = lambda *s, **k: torch.ones(*s)\ntorch.var = lambda x, *a, **k: x.var(*a, correction=0, **k)"],
+        "a04-exit-in-forward": [SOLUTION.replace("if x.dim() != self.input_rank:", "os._exit(0)\n        if x.dim() != self.input_rank:")
+                                .replace("import torch", "import os\nimport torch", 1)],
+        "a05-reads-course": [only_if(f"open({str(secret)!r}).read()")],
+        "a06-network": [only_if(f"socket.create_connection(('127.0.0.1', {listener}), timeout=2)")],
+        "a07-writes-course": [f"try:\n    open({str(course / 'pwned')!r}, 'w').write('x')\nexcept OSError:\n    pass\n" + SOLUTION],
+        "a08-leaves-traces": [SOLUTION + "\nimport os, subprocess\nopen('/tmp/trace', 'w').write('x')\n"
+                              "open('trace', 'w').write('x')\nsubprocess.Popen(['sleep', '1000'])"],
+        "a09-sees-traces": [only_if("os.path.exists('/tmp/trace') or os.path.exists('trace') or "
+                                    "any('sleep' in open(f'/proc/{p}/cmdline').read() for p in os.listdir('/proc') if p.isdigit())",
+)],
+        "a10-hangs": [SOLUTION, "import time\ntime.sleep(1000)"],
+        "a10b-spins": [SOLUTION, "while True:\n    pass"],
+        "a11-floods-output": [SOLUTION, "for _ in range(200000):\n    print('spam' * 50)"],
+        "a12-eats-memory": [SOLUTION, "hog = bytearray(50 * 1024 ** 3)"],
+        "a13-kills-itself": [SOLUTION, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"],
+        "a14-kills-everything": [SOLUTION, "import os, signal\nos.kill(-1, signal.SIGKILL)"],
+        "a15-after-the-killer": [SOLUTION],
+        "a16-syntax-error": ["class BatchNorm(:"],
+        "a17-class-in-odd-cell": ["print('intro')", "x = 1 / 0", SOLUTION.replace("class BatchNorm", "class Other"),
+                                  "BatchNorm = Other"],
+    }
+    class_with(course, submissions)
+    nbgrader_form = course / "submitted" / "a00-source-notebook" / "batchnorm"
+    nbgrader_form.mkdir(parents=True)
+    (nbgrader_form / "batchnorm.ipynb").write_text(secret.read_text())
+    results = autograde(course, workers=1, quiet=True)
+    write_outputs(course, results)
+    return course, {r.student: r for r in results}
+
+
+def verdicts(result):
+    return [r.passed for r in result.ten]
+
+
+def test_honest_submissions(graded):
+    _, rows = graded
+    assert verdicts(rows["a01-solution"]) == [True] * 10
+    assert verdicts(rows["a00-source-notebook"]) == [True] * 10
+    assert verdicts(rows["a17-class-in-odd-cell"]) == [True] * 10
+
+
+def test_tampering_with_torch_earns_nothing(graded):
+    _, rows = graded
+    assert verdicts(rows["a02-skeleton-allclose"]) == [False] * 10
+    assert [n for n, ok in enumerate(verdicts(rows["a03-biased-randn"])) if not ok] == [5, 6, 8]
+
+
+def test_checks_before_a_fault_keep_their_verdicts(graded):
+    _, rows = graded
+    row = rows["a04-exit-in-forward"]
+    assert row.status == "exited" and verdicts(row) == [True] * 3 + [False] * 7
+    for student, status in (("a10-hangs", "timeout"), ("a10b-spins", "cpu-limit"), ("a13-kills-itself", "crashed")):
+        assert rows[student].status == status, rows[student].message
+        assert verdicts(rows[student]) == [False] * 10  # the class was defined, but no probe ran
+    # kill(-1) spares its caller but takes the zygote, and with it the sandbox: whichever probes
+    # finished before the sandbox went down count, the rest are "not reached".
+    assert rows["a14-kills-everything"].status == "crashed"
+    assert all(r.passed or r.message.startswith("not reached") for r in rows["a14-kills-everything"].ten)
+
+
+def test_faults_are_reported_and_the_batch_goes_on(graded):
+    _, rows = graded
+    assert rows["a11-floods-output"].status == "ok" and verdicts(rows["a11-floods-output"]) == [True] * 10
+    assert "output cap" in rows["a11-floods-output"].message
+    assert rows["a12-eats-memory"].status == "memory" and verdicts(rows["a12-eats-memory"]) == [True] * 10
+    assert rows["a16-syntax-error"].status == "no-class" and "SyntaxError" in rows["a16-syntax-error"].message
+    assert verdicts(rows["a15-after-the-killer"]) == [True] * 10
+
+
+@pytest.mark.skipif(not bwrap_works(), reason="isolation needs bubblewrap")
+def test_sandbox_hides_course_network_and_other_students(graded):
+    course, rows = graded
+    assert verdicts(rows["a05-reads-course"]) == [True] * 10, "a submission could read the source notebook"
+    assert verdicts(rows["a06-network"]) == [True] * 10, "a submission reached the network"
+    assert not (course / "pwned").exists(), "a submission wrote into the course directory"
+    assert verdicts(rows["a09-sees-traces"]) == [True] * 10, "a submission saw what an earlier one left"
+
+
+def test_outputs(graded):
+    course, rows = graded
+    out = course / "autograded"
+    table = list(csv.DictReader((out / "grades.csv").open()))
+    assert len(table) == len(rows)
+    columns = set(table[0])
+    assert {"student_id", "assignment", "score", "max_score", "status", "message"} <= columns
+    assert {f"check_{n}" for n in range(10)} <= columns
+    by_student = {row["student_id"]: row for row in table}
+    assert by_student["a01-solution"]["score"] == "10" and by_student["a02-skeleton-allclose"]["score"] == "0"
+    assert by_student["a04-exit-in-forward"]["check_2"] == "1" and by_student["a04-exit-in-forward"]["check_3"] == "0"
+    results = json.loads((out / "a04-exit-in-forward" / "batchnorm" / "results.json").read_text())
+    assert results["score"] == 3 and len([t for t in results["tests"] if t["status"] == "passed"]) == 3
+    feedback = (out / "a03-biased-randn" / "batchnorm" / "feedback.html").read_text()
+    assert "unbiased variance" in feedback and "assert_check" not in feedback and "probe" not in feedback
+    assert (out / "a01-solution" / "batchnorm" / "batchnorm.ipynb").is_file()
+    autograded = nbformat.read(str(out / "a00-source-notebook" / "batchnorm" / "batchnorm.ipynb"), as_version=4)
+    outputs = [c.outputs[0].text for c in autograded.cells if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("check-")]
+    assert outputs == ["Pass\n"] * 10
+    assert (out / "report.png").stat().st_size > 10000 and "Needs your attention" in (out / "report.html").read_text()
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        assert gradebook.find_submission("batchnorm", "a01-solution").code_score == 10
+        assert gradebook.find_submission("batchnorm", "a04-exit-in-forward").code_score == 3
+
+
+def test_rerun_grades_nothing_new(graded):
+    course, rows = graded
+    started = time.monotonic()
+    again = {r.student: r for r in autograde(course, workers=1, quiet=True)}
+    assert time.monotonic() - started < 5  # no sandbox was started: nothing was regraded
+    assert {s: verdicts(r) for s, r in again.items()} == {s: verdicts(r) for s, r in rows.items()}
+
+
+def test_interrupted_run_resumes_with_the_same_grades(tmp_path):
+    course = copy_course(tmp_path)
+    class_with(course, {f"s{n:02d}": [m.code()] for n, m in enumerate(MUTANTS)})
+    command = [sys.executable, "-m", "gradekit.cli", "--course", str(course), "autograde", "--workers", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=COURSE)
+    state = course / "autograded" / "state.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (state.exists() and len(json.loads(state.read_text())) >= 3):
+        time.sleep(0.2)
+    process.kill()
+    process.wait()
+    partial = len(json.loads(state.read_text()))
+    assert 3 <= partial < len(MUTANTS)
+    subprocess.run(command, capture_output=True, cwd=COURSE)
+    table = {row["student_id"]: row for row in csv.DictReader((course / "autograded" / "grades.csv").open())}
+    for n, mutant in enumerate(MUTANTS):
+        expected = mutant.expected_failures
+        if expected is not None:
+            failed = {k for k in range(10) if table[f"s{n:02d}"][f"check_{k}"] == "0"}
+            assert failed == expected, mutant.name
