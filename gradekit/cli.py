@@ -39,6 +39,9 @@ def cmd_check(args):
             print(f"  {'Pass  ' if r.passed else '*FAIL*'} {r.check.name}" + ("" if r.passed else f": {r.message}"))
     if result.status != "ok" or result.message:
         print(f"\nstatus: {result.status}" + (f": {result.message}" if result.message else ""))
+    if args.results:
+        from gradekit.grade.outputs import write_gradescope_results
+        write_gradescope_results(args.results, result)
     return 0 if result.status == "ok" and all(r.passed for r in result.checks) else 1
 
 
@@ -54,6 +57,16 @@ def cmd_autograde(args):
     print(report.summary_table(results))
     print(f"wrote {args.course}/autograded/grades.csv, report.html, report.png and one folder per student")
     return 1 if needs_attention(results) else 0
+
+
+def cmd_gradescope(args):
+    from gradekit import gradescope
+    print(f"wrote {gradescope.build(args.course, args.assignment)}: upload it as the Gradescope autograder")
+
+
+def cmd_bench(args):
+    from gradekit import bench
+    return bench.run(args.course, size=args.size)
 
 
 def main(argv=None):
@@ -72,11 +85,20 @@ def main(argv=None):
     p = sub.add_parser("check", help="grade one notebook (or .py) in the sandbox and print the summary")
     p.add_argument("path")
     p.add_argument("--assignment", default="batchnorm")
+    p.add_argument("--results", metavar="JSON", help="also write Gradescope's results.json there")
     p.set_defaults(run=cmd_check)
+
+    p = sub.add_parser("gradescope", help="build the Gradescope autograder bundle (setup.sh, run_autograder)")
+    p.add_argument("--assignment", default="batchnorm")
+    p.set_defaults(run=cmd_gradescope)
 
     p = sub.add_parser("autograde", help="grade every submission under submitted/ (resumable)")
     p.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: grader_config.py)")
     p.set_defaults(run=cmd_autograde)
+
+    p = sub.add_parser("bench", help="time the kit against `nbgrader autograde` on a generated class")
+    p.add_argument("--size", type=int, default=24, help="submissions in the generated class")
+    p.set_defaults(run=cmd_bench)
 
     args = parser.parse_args(argv)
     try:

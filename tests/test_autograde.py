@@ -19,7 +19,7 @@ from conftest import COURSE
 from course import copy_course
 from gradekit.grade.autograde import autograde, write_outputs
 from gradekit.grade.sandbox import bwrap_works
-from mutants import MUTANTS
+from gradekit.assignments.batchnorm.mutants import MUTANTS
 
 SOLUTION = next(m for m in MUTANTS if m.name == "reference").code()
 BIASED = next(m for m in MUTANTS if m.name == "biased-variance").code()

@@ -2,7 +2,7 @@
 import pytest
 
 from gradekit.assignments.batchnorm import ten_checks
-from mutants import MUTANTS
+from gradekit.assignments.batchnorm.mutants import MUTANTS
 
 
 def run_in_one_process(code):

@@ -1,4 +1,4 @@
-"""Realistic wrong solutions, each made from the reference by a few literal edits.
+"""Realistic wrong solutions of the BatchNorm exercise (for the tests and `make bench`), each made from the reference by a few literal edits.
 
 `expected_failures` is what the spec says the original battery gives (None where it says nothing:
 those are still compared verdict for verdict with the original run in one process).
@@ -6,7 +6,7 @@ those are still compared verdict for verdict with the original run in one proces
 from dataclasses import dataclass
 from pathlib import Path
 
-SOLUTION = (Path(__file__).resolve().parent.parent / "solutions" / "batchnorm" / "batchnorm.py").read_text()
+SOLUTION = (Path(__file__).resolve().parents[3] / "solutions" / "batchnorm" / "batchnorm.py").read_text()
 
 
 @dataclass(frozen=True)

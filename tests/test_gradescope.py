@@ -1,0 +1,30 @@
+"""The Gradescope bundle holds the kit and the two scripts; `check --results` writes results.json."""
+import json
+import subprocess
+import sys
+import zipfile
+
+from conftest import COURSE
+from gradekit import gradescope
+
+
+def test_bundle_has_the_kit_and_the_scripts(tmp_path):
+    bundle = gradescope.build(COURSE, "batchnorm", out=tmp_path / "autograder.zip")
+    with zipfile.ZipFile(bundle) as archive:
+        names = set(archive.namelist())
+        modes = {info.filename: info.external_attr >> 16 for info in archive.infolist()}
+        run = archive.read("run_autograder").decode()
+    assert {"setup.sh", "run_autograder", "requirements.txt", "Makefile", "gradekit/cli.py",
+            "solutions/batchnorm/batchnorm.py"} <= names
+    assert not any(n.startswith(("tests/", "submitted/", "autograded/")) for n in names)
+    assert modes["run_autograder"] & 0o111 and "batchnorm.ipynb" in run and "--results" in run
+
+
+def test_check_writes_gradescope_results(tmp_path):
+    out = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, "-m", "gradekit.cli", "check", "release/batchnorm/batchnorm.ipynb",
+                           "--results", str(out)], cwd=COURSE, capture_output=True, text=True)
+    assert done.returncode == 1
+    results = json.loads(out.read_text())
+    assert results["score"] == 0 and len(results["tests"]) == 10
+    assert {t["visibility"] for t in results["tests"]} == {"visible"} and "Hint:" in results["tests"][0]["output"]
