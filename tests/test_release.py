@@ -43,5 +43,6 @@ def test_release_has_the_skeleton_and_nothing_hidden():
                    "assert_check(", "torch.sqrt(var", "NotImplementedError"):
         assert secret not in code, secret
     assert "assert_check(0, BatchNorm)" not in text and "BEGIN HIDDEN" not in text
+    assert "extra_checks" not in text and "assert_all" not in text
     model_answer = cell(source.path(BATCHNORM, COURSE), "question-1").source
     assert model_answer not in text and cell(RELEASED, "question-1").source == "YOUR ANSWER HERE"

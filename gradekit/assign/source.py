@@ -8,6 +8,8 @@ import importlib
 from pathlib import Path
 
 import nbformat
+
+from gradekit import config as kit_config
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 
@@ -57,7 +59,9 @@ def build(assignment, course_dir="."):
     layout = importlib.import_module(f"gradekit.assignments.{assignment.name}.notebook")
     solution_code = assignment.solution_path(course_dir).read_text()
     checks_code = Path(importlib.import_module(assignment.checks_module).__file__).read_text()
-    notebook = new_notebook(cells=layout.cells(*split_imports(solution_code), checks_code))
+    grading = kit_config.Grading(config=kit_config.load(course_dir))
+    extra_points = sum(c.points for c in assignment.checks(grading.extra_points) if c.is_extra)
+    notebook = new_notebook(cells=layout.cells(*split_imports(solution_code), checks_code, extra_points))
     for number, cell in enumerate(notebook.cells):  # stable ids, so a rebuild is byte-identical
         cell.id = cell.metadata.get("nbgrader", {}).get("grade_id", f"text-{number}")
     notebook.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},

@@ -59,6 +59,8 @@ def main():
     torch.set_num_threads(1)  # one core per sandbox; parallelism comes from the workers
     modules = {name: importlib.import_module(name) for name in setup["modules"]}
     inputs = {name: module.make_inputs() for name, module in modules.items()}
+    for module in modules.values():  # pay lazy imports once here, not in every child
+        getattr(module, "warm_up", lambda: None)()
     transform = TransformerManager().transform_cell
     # Children run as the same user: make this process impossible to ptrace or read.
     ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)

@@ -31,6 +31,6 @@ ASSIGNMENT = Assignment(
     class_name="BatchNorm",
     solution="solutions/batchnorm/batchnorm.py",
     checks_module="gradekit.assignments.batchnorm.ten_checks",
-    extra_module=None,
+    extra_module="gradekit.assignments.batchnorm.extra_checks",
     hints=HINTS,
 )

@@ -46,6 +46,37 @@ MUTANTS = [
     Mutant("double-output", (("return z", "return z.double()"),), None),
     Mutant("numpy-mean-logged", (("self._tmp_mean = mean", "self._tmp_mean = mean.detach().numpy()"),), None),
     Mutant("moving-sigma-std", ((MOVING[1], MOVING[1].replace("* var", "* var.sqrt()")),), None),
+    # Wrong in ways the ten let through; each fails the extra check named in EXTRA_CATCHES.
+    Mutant("gamma-requires-grad-tensor", (("self.gamma = nn.Parameter(torch.ones(param_shape))",
+                                           "self.gamma = torch.ones(param_shape, requires_grad=True)"),
+                                          ("self.beta = nn.Parameter(torch.zeros(param_shape))",
+                                           "self.beta = torch.zeros(param_shape, requires_grad=True)")), frozenset()),
+    Mutant("moving-sigma-starts-at-zero", (('register_buffer("moving_sigma", torch.ones(param_shape))',
+                                            'register_buffer("moving_sigma", torch.zeros(param_shape))'),), frozenset()),
+    Mutant("moving-averages-keep-graph", (("            with torch.no_grad():\n                self.moving_mu",
+                                           "            if True:\n                self.moving_mu"),), frozenset()),
+    Mutant("hard-coded-sizes", (("param_shape = (1, shape[1])\n", "param_shape = (1, 128)\n"),
+                                ("param_shape = (1, shape[1], 1, 1)", "param_shape = (1, 16, 1, 1)")), frozenset()),
+    Mutant("detached-statistics", (("mean = x.mean(dim=(0, 2, 3), keepdim=True)", "mean = x.mean(dim=(0, 2, 3), keepdim=True).detach()"),
+                                   ("mean = x.mean(dim=0, keepdim=True)", "mean = x.mean(dim=0, keepdim=True).detach()")), frozenset()),
+    Mutant("updates-at-test-time", (("            self._tmp_x_hat_test = x_hat",
+                                     "            self._tmp_x_hat_test = x_hat\n"
+                                     "            self.moving_mu = self.momentum * self.moving_mu + (1 - self.momentum) * x.mean(dim=0)"),),
+           frozenset()),
     Mutant("raises-in-init", (("self.momentum = momentum", "self.momentum = momentum\n        raise RuntimeError('boom')"),),
            frozenset(range(10))),
 ]
+
+# For each hidden extra check, a wrong implementation (above) that it catches.
+EXTRA_CATCHES = {
+    "registered_parameters": "gamma-requires-grad-tensor",
+    "initial_values": "moving-sigma-starts-at-zero",
+    "no_graph_in_moving_averages": "moving-averages-keep-graph",
+    "random_scale_shift": "minus-beta",
+    "unseen_inputs": "hard-coded-sizes",
+    "moving_average_convergence": "moving-sigma-std",
+    "output_statistics": "no-scale-and-shift",
+    "gradients": "detached-statistics",
+    "matches_torch_batchnorm": "moving-sigma-starts-at-zero",
+    "test_path_and_errors": "updates-at-test-time",
+}

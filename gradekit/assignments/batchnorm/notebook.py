@@ -98,7 +98,7 @@ def self_check_code(checks_code):
     return checks_code.strip() + "\n\n\nprint(summary([ok for ok, why in run_checks(BatchNorm)]))"
 
 
-def cells(imports, solution_code, checks_code):
+def cells(imports, solution_code, checks_code, extra_points):
     body = [
         text(INTRO),
         given("imports", imports),
@@ -111,6 +111,9 @@ def cells(imports, solution_code, checks_code):
     for number, (name, _probe, _judge) in enumerate(CHECKS):
         body.append(test(f"check-{number}", f"# Check {number} - {name} (1 point)\n"
                          f"### BEGIN HIDDEN TESTS\nassert_check({number}, BatchNorm)\n### END HIDDEN TESTS", 1))
+    body.append(test("extra-checks", "# Hidden checks (graded by the autograder)\n### BEGIN HIDDEN TESTS\n"
+                     "from gradekit.assignments.batchnorm.extra_checks import assert_all\n"
+                     "assert_all(BatchNorm)\n### END HIDDEN TESTS", extra_points))
     body.append(text("## Discussion\n\nAnswer each question in the cell below it, in a few sentences."))
     for number, (question, model_answer) in enumerate(QUESTIONS, start=1):
         body.append(text(f"**Question {number}.** {question}"))
