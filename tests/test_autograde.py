@@ -18,7 +18,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from conftest import COURSE
 from course import copy_course
 from gradekit.grade.autograde import autograde, write_outputs
-from gradekit.grade.sandbox import bwrap_works
+from gradekit.grade.sandbox import bwrap_works, pids_cgroup_root
 from gradekit.assignments.batchnorm.mutants import MUTANTS
 
 SOLUTION = next(m for m in MUTANTS if m.name == "reference").code()
@@ -86,6 +86,9 @@ def graded(tmp_path_factory, listener):
         "a14-kills-everything": [SOLUTION, "import os, signal\nos.kill(-1, signal.SIGKILL)"],
         "a15-after-the-killer": [SOLUTION],
         "a16-syntax-error": ["class BatchNorm(:"],
+        "a18-forks-many": [SOLUTION, "import os, time\nspawned = 0\ntry:\n    for _ in range(1000):\n"
+                           "        if os.fork() == 0:\n            time.sleep(60)\n            os._exit(0)\n"
+                           "        spawned += 1\nexcept OSError:\n    raise RuntimeError(f'stopped after {spawned}')"],
         "a17-class-in-odd-cell": ["print('intro')", "x = 1 / 0", SOLUTION.replace("class BatchNorm", "class Other"),
                                   "BatchNorm = Other"],
     }
@@ -135,6 +138,9 @@ def test_faults_are_reported_and_the_batch_goes_on(graded):
     assert rows["a12-eats-memory"].status == "memory" and verdicts(rows["a12-eats-memory"]) == [True] * 10
     assert rows["a16-syntax-error"].status == "no-class" and "SyntaxError" in rows["a16-syntax-error"].message
     assert verdicts(rows["a15-after-the-killer"]) == [True] * 10
+    assert rows["a18-forks-many"].status == "ok" and verdicts(rows["a18-forks-many"]) == [True] * 10
+    if pids_cgroup_root():  # where the kit can make a cgroup, processes are capped per sandbox
+        assert "RuntimeError: stopped after" in rows["a18-forks-many"].message
 
 
 @pytest.mark.skipif(not bwrap_works(), reason="isolation needs bubblewrap")
@@ -208,3 +214,21 @@ def test_interrupted_run_resumes_with_the_same_grades(tmp_path):
         if expected is not None:
             failed = {k for k in range(10) if table[f"s{n:02d}"][f"check_{k}"] == "0"}
             assert failed == expected, mutant.name
+
+
+def test_without_bubblewrap_verdicts_stay_honest_and_the_weak_mode_is_said(tmp_path):
+    course = copy_course(tmp_path)
+    with open(course / "grader_config.py", "a") as config:
+        config.write('\nc.Sandbox.mode = "none"\n')
+    class_with(course, {"honest": [SOLUTION],
+                        "tamper": [skeleton(), "import torch\ntorch.allclose = lambda *a, **k: True"],
+                        "exits": [SOLUTION.replace("if x.dim() != self.input_rank:", "os._exit(0)\n        if x.dim() != self.input_rank:")
+                                  .replace("import torch", "import os\nimport torch", 1)]})
+    done = subprocess.run([sys.executable, "-m", "gradekit.cli", "--course", str(course), "autograde"],
+                          capture_output=True, text=True, cwd=COURSE)
+    assert done.returncode == 1  # "exits" needs attention
+    assert "Sandbox.mode is 'none': submissions run as plain processes" in done.stderr
+    assert "Traceback" not in done.stderr
+    table = {row["student_id"]: row for row in csv.DictReader((course / "autograded" / "grades.csv").open())}
+    assert table["honest"]["score"] == "10" and table["tamper"]["score"] == "0"
+    assert table["exits"]["score"] == "3" and table["exits"]["status"] == "exited"

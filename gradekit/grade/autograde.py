@@ -82,8 +82,9 @@ def autograde(course=".", workers=None, quiet=False):
     course = Path(course)
     config = kit_config.load(course)
     limits, grading = kit_config.Sandbox(config=config), kit_config.Grading(config=config)
-    if resolve_mode(limits.mode) == "none" and not quiet:
-        print(f"warning: {WEAK_MODE_WARNING}", file=sys.stderr)
+    if resolve_mode(limits.mode) == "none":
+        why = "Sandbox.mode is 'none'" if limits.mode == "none" else "bubblewrap is not available"
+        print(f"warning: {why}: {WEAK_MODE_WARNING}", file=sys.stderr)
     out = course / "autograded"
     state_path = out / STATE
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}

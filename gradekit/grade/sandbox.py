@@ -25,9 +25,9 @@ from gradekit import wire
 from gradekit.grade.probe import FRAME, MAX_FRAME
 from gradekit.grade.zygote import LENGTH
 
-WEAK_MODE_WARNING = ("bubblewrap is not available: submissions run as plain processes with CPU, memory, "
-                     "time and output caps only; they can read files the grader can read and reach the "
-                     "network. Install bubblewrap (apt-get install bubblewrap) for full isolation.")
+WEAK_MODE_WARNING = ("submissions run as plain processes with CPU, memory, time and output caps only; they "
+                     "can read files the grader can read and reach the network. Install bubblewrap "
+                     "(apt-get install bubblewrap) and set Sandbox.mode to 'auto' for full isolation.")
 START_SECONDS = 120  # importing torch on a busy machine
 
 
@@ -72,7 +72,7 @@ def _read_only_paths():
 
 
 def bwrap_command(python_argv):
-    command = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+    command = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns", "--die-with-parent", "--new-session",
                "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp",
                "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--setenv", "OMP_NUM_THREADS", "1",
                "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
@@ -81,6 +81,30 @@ def bwrap_command(python_argv):
     for path in _read_only_paths():
         command += ["--ro-bind", path, path]
     return command + ["--chdir", "/tmp", "--"] + python_argv
+
+
+def pids_cgroup_root():
+    """Where a per-sandbox process cap can be made: cgroup v1's pids hierarchy, or cgroup v2 with the
+    pids controller enabled for children; None where this user cannot (then RLIMIT_NPROC is all)."""
+    v1 = Path("/sys/fs/cgroup/pids")
+    if (v1 / "cgroup.procs").is_file() and os.access(v1, os.W_OK):
+        return v1
+    v2 = Path("/sys/fs/cgroup")
+    try:
+        if "pids" in (v2 / "cgroup.subtree_control").read_text().split() and os.access(v2, os.W_OK):
+            return v2
+    except OSError:
+        pass
+    return None
+
+
+def make_pids_cgroup(limit):
+    root = pids_cgroup_root()
+    if root is None:
+        return None
+    path = Path(tempfile.mkdtemp(prefix="gradekit-", dir=root))  # mkdir in a cgroup fs makes a cgroup
+    (path / "pids.max").write_text(str(limit))
+    return path
 
 
 def _own_process_count():
@@ -99,6 +123,7 @@ class Worker:
     """One sandboxed zygote; `run(cells)` grades one submission's code in a fresh child."""
 
     def __init__(self, assignment, limits, mode="auto", workers=1):
+        self._scratch = self._cgroup = None
         self.assignment = assignment
         self.limits = limits
         self.mode = resolve_mode(mode)
@@ -110,9 +135,15 @@ class Worker:
     def start(self):
         grader_end, sandbox_end = socket.socketpair()
         argv = [sys.executable, "-I", "-m", "gradekit.grade.zygote", str(sandbox_end.fileno())]
-        self._scratch = None
+        self._cgroup = None
         if self.mode == "bwrap":
             command, scratch, env = bwrap_command(argv), "/tmp", None
+            # RLIMIT_NPROC does not hold inside bwrap's user namespace: cap processes with a cgroup,
+            # joined before bwrap starts so that everything in the sandbox is born inside it.
+            self._cgroup = make_pids_cgroup(self.limits.processes + 8)
+            if self._cgroup:
+                join = f'echo $$ > "{self._cgroup}/cgroup.procs" && exec "$@"'
+                command = ["/bin/sh", "-c", join, "sh", *command]
         else:
             self._scratch = tempfile.mkdtemp(prefix="gradekit-")
             command, scratch = argv, self._scratch
@@ -145,6 +176,14 @@ class Worker:
             self.process = None
         if self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
+        if self._cgroup:
+            for _ in range(50):  # empty once the killed processes are reaped
+                try:
+                    self._cgroup.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            self._cgroup = None
 
     def run(self, cells, checks):
         """Run `cells`, then the probes of `checks` (list of Check); the sandbox restarts if it broke."""

@@ -169,14 +169,15 @@ def judge_no_graph(inputs, obs):
     return _verdict(problems)
 
 
+def _with_random_gamma_beta(BatchNorm, inputs, layer):
+    bn = BatchNorm(inputs[layer].shape)
+    _set(bn, "gamma", inputs[f"{layer}_gamma"])
+    _set(bn, "beta", inputs[f"{layer}_beta"])
+    return bn
+
+
 def probe_scale_shift(BatchNorm, inputs):
-    obs = {}
-    for layer in ("fc", "conv"):
-        bn = BatchNorm(inputs[layer].shape)
-        _set(bn, "gamma", inputs[f"{layer}_gamma"])
-        _set(bn, "beta", inputs[f"{layer}_beta"])
-        obs[layer] = _copy(bn(inputs[layer]))
-    return obs
+    return {layer: _copy(_with_random_gamma_beta(BatchNorm, inputs, layer)(inputs[layer])) for layer in ("fc", "conv")}
 
 
 def judge_scale_shift(inputs, obs):
@@ -275,9 +276,7 @@ def probe_gradients(BatchNorm, inputs):
     obs = {}
     for layer in ("fc", "conv"):
         x = inputs[layer].double().requires_grad_(True)
-        bn = BatchNorm(x.shape)
-        _set(bn, "gamma", inputs[f"{layer}_gamma"])
-        _set(bn, "beta", inputs[f"{layer}_beta"])
+        bn = _with_random_gamma_beta(BatchNorm, inputs, layer)
         bn(x).backward(inputs[f"{layer}_upstream"])
         obs[layer] = {"x": _copy(x.grad), "gamma": _copy(bn.gamma.grad), "beta": _copy(bn.beta.grad)}
     return obs
