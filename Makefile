@@ -1,4 +1,5 @@
 # The kit's jobs. `make install` once, then any of the targets below.
+PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 KIT := $(VENV)/bin/gradekit
@@ -10,7 +11,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
-	python3 -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .

@@ -10,25 +10,30 @@ from pathlib import Path
 from gradekit.errors import KitError
 
 SETUP = """#!/usr/bin/env bash
-# Gradescope image set-up: the kit and its pinned dependencies (CPU torch).
+# Gradescope image set-up: Python 3.11, bubblewrap, then the kit and its pinned dependencies.
 set -euo pipefail
-apt-get update -q && apt-get install -y -q python3 python3-venv python3-pip bubblewrap make
+apt-get update -q
+apt-get install -y -q python3.11 python3.11-venv bubblewrap make
 cd /autograder/source
-make install
+python3.11 -m venv .venv
+# The CPU build of torch first: PyPI's torch==2.13.0 for Linux pulls gigabytes of CUDA packages.
+.venv/bin/pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+make install PYTHON=python3.11
 """
 
 RUN = """#!/usr/bin/env bash
-# One submission: grade the notebook students uploaded, write Gradescope's results.json.
+# One submission: grade the notebook the student uploaded, write Gradescope's results.json.
 set -uo pipefail
-cd /autograder/source
-notebook=$(find /autograder/submission -name '{notebook}' | head -n 1)
-mkdir -p /autograder/results
+root="${{AUTOGRADER_ROOT:-/autograder}}"
+cd "$root/source"
+mkdir -p "$root/results"
+notebook=$(find "$root/submission" -name '{notebook}' | head -n 1)
 if [ -z "$notebook" ]; then
-  echo '{{"score": 0, "output": "No {notebook} in the submission: upload the notebook under that name."}}' \\
-    > /autograder/results/results.json
+  printf '%s\\n' '{{"score": 0, "output": "No {notebook} in the submission: upload the notebook under that name."}}' \\
+    > "$root/results/results.json"
   exit 0
 fi
-.venv/bin/gradekit check "$notebook" --assignment {assignment} --results /autograder/results/results.json
+.venv/bin/gradekit check "$notebook" --assignment {assignment} --results "$root/results/results.json"
 exit 0
 """
 

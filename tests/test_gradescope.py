@@ -30,3 +30,27 @@ def test_check_writes_gradescope_results(tmp_path):
     assert results["score"] == 0 and len(ten) == 10 and all(t["status"] == "failed" for t in ten)
     assert {t["visibility"] for t in ten} == {"visible"} and "Hint:" in ten[0]["output"]
     assert {t["visibility"] for t in results["tests"] if t not in ten} == {"after_published"}
+
+
+def test_run_autograder_grades_an_upload(tmp_path):
+    """The bundle's run_autograder, run as Gradescope would, on a fake /autograder root."""
+    bundle = gradescope.build(COURSE, "batchnorm", out=tmp_path / "autograder.zip")
+    root = tmp_path / "autograder"
+    (root / "submission" / "upload").mkdir(parents=True)
+    (root / "source").symlink_to(COURSE)  # stands for the unpacked bundle after setup.sh
+    with zipfile.ZipFile(bundle) as archive:
+        script = tmp_path / "run_autograder"
+        script.write_bytes(archive.read("run_autograder"))
+    results = root / "results" / "results.json"
+
+    done = subprocess.run(["bash", str(script)], env={"AUTOGRADER_ROOT": str(root), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "No batchnorm.ipynb" in json.loads(results.read_text())["output"]
+
+    (root / "submission" / "upload" / "batchnorm.ipynb").write_text(
+        (COURSE / "source" / "batchnorm" / "batchnorm.ipynb").read_text())
+    done = subprocess.run(["bash", str(script)], env={"AUTOGRADER_ROOT": str(root), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    graded = json.loads(results.read_text())
+    assert graded["score"] == 10 and all(t["status"] == "passed" for t in graded["tests"])
