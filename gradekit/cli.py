@@ -4,8 +4,8 @@ import importlib
 import sys
 
 from gradekit import assignment as assignments
-from gradekit.errors import KitError
-from gradekit.notebook import SubmissionError
+from gradekit.errors import KitError, SandboxError
+from gradekit.notebook import SubmissionError, code_cells
 
 
 def cmd_source(args):
@@ -23,7 +23,6 @@ def cmd_release(args):
 def cmd_check(args):
     """Grade one notebook or .py file in the sandbox and print what the student would see."""
     from gradekit.grade.one import Grader
-    from gradekit.notebook import code_cells
 
     cells = code_cells(args.path)  # bad input fails here, in one line, before any sandbox starts
     with Grader(args.assignment, args.course) as grader:
@@ -103,7 +102,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.run(args) or 0
-    except (KitError, SubmissionError, assignments.UnknownAssignment) as error:
+    except (KitError, SubmissionError, SandboxError, assignments.UnknownAssignment) as error:
         print(f"gradekit: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from conftest import COURSE
 from course import copy_course
+from gradekit.assign.release import nbgrader_command, nbgrader_env
 from gradekit.grade.autograde import autograde, write_outputs
 from gradekit.grade.sandbox import bwrap_works, pids_cgroup_root
 from gradekit.assignments.batchnorm.mutants import MUTANTS
@@ -180,6 +181,12 @@ def test_outputs(graded):
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         assert gradebook.find_submission("batchnorm", "a01-solution").code_score == 10
         assert gradebook.find_submission("batchnorm", "a04-exit-in-forward").code_score == 3
+    # nbgrader's own feedback works on what the kit wrote
+    done = subprocess.run(nbgrader_command("generate_feedback", "batchnorm"), cwd=course, capture_output=True,
+                          text=True, env=nbgrader_env())
+    assert done.returncode == 0, done.stderr
+    page = (course / "feedback" / "a00-source-notebook" / "batchnorm" / "batchnorm.html").read_text()
+    assert "(Score: 10.0 / 16.0)" in page
 
 
 def test_rerun_grades_nothing_new(graded, monkeypatch):

@@ -17,7 +17,8 @@ from gradekit import assignment as assignments
 from gradekit import config as kit_config
 from gradekit.grade import gradebook, outputs, report
 from gradekit.grade.judge import CheckResult, Result, judge_run
-from gradekit.grade.sandbox import WEAK_MODE_WARNING, SandboxError, Worker, resolve_mode
+from gradekit.errors import SandboxError
+from gradekit.grade.sandbox import WEAK_MODE_WARNING, Worker, resolve_mode
 from gradekit.notebook import SubmissionError, code_cells
 from gradekit.store import write_atomically
 

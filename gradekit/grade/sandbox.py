@@ -22,6 +22,7 @@ from pathlib import Path
 
 import gradekit
 from gradekit import wire
+from gradekit.errors import SandboxError
 from gradekit.grade.probe import FRAME, MAX_FRAME
 from gradekit.grade.zygote import LENGTH
 
@@ -29,10 +30,6 @@ WEAK_MODE_WARNING = ("submissions run as plain processes with CPU, memory, time 
                      "can read files the grader can read and reach the network. Install bubblewrap "
                      "(apt-get install bubblewrap) and set Sandbox.mode to 'auto' for full isolation.")
 START_SECONDS = 120  # importing torch on a busy machine
-
-
-class SandboxError(RuntimeError):
-    """The sandbox itself failed (not the submission)."""
 
 
 @dataclass
@@ -187,15 +184,9 @@ class Worker:
 
     def run(self, cells, checks):
         """Run `cells`, then the probes of `checks` (list of Check); the sandbox restarts if it broke."""
-        if self.process is None:
-            self.start()
-        read_end, write_end = os.pipe()
         job = {"job": time.monotonic_ns(), "cells": cells, "class_name": self.assignment.class_name,
                "checks": [[c.module, c.index] for c in checks]}
-        try:
-            self._send(job, fds=[write_end])
-        finally:
-            os.close(write_end)
+        read_end = self._hand_over(job)
         run = ProbeRun()
         deadline = time.monotonic() + self.limits.wall_seconds + 10
         try:
@@ -209,6 +200,27 @@ class Worker:
         else:
             run.ended = {k: v for k, v in done.items() if k != "done"}
         return run
+
+    def _hand_over(self, job):
+        """Send a job and wait until its child is forked; return the read end of its frame pipe.
+        A sandbox that dies before that (between jobs) is replaced and the job sent again, once:
+        the submission never ran, so nothing is held against it."""
+        for _ in range(2):
+            if self.process is None:
+                self.start()
+            read_end, write_end = os.pipe()
+            try:
+                self._send(job, fds=[write_end])
+                started = self._receive(START_SECONDS)
+            except OSError:
+                started = None
+            finally:
+                os.close(write_end)
+            if started and started.get("started") == job["job"]:
+                return read_end
+            os.close(read_end)
+            self.stop()
+        raise SandboxError("the sandbox failed twice before running the submission")
 
     def _send(self, message, fds=()):
         data = json.dumps(message).encode()

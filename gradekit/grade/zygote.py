@@ -76,6 +76,7 @@ def main():
             sock.close()
             _child(job, fds[0], setup, modules, inputs, transform, scratch)
         os.close(fds[0])
+        send_json(sock, {"started": job["job"]})  # from here on, what happens is the submission's doing
         outcome = _wait(pid, setup["limits"]["wall_seconds"])
         _clean_up(pid, setup, scratch)
         send_json(sock, {"done": job["job"], **outcome})
