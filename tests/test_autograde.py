@@ -239,3 +239,15 @@ def test_without_bubblewrap_verdicts_stay_honest_and_the_weak_mode_is_said(tmp_p
     table = {row["student_id"]: row for row in csv.DictReader((course / "autograded" / "grades.csv").open())}
     assert table["honest"]["score"] == "10" and table["tamper"]["score"] == "0"
     assert table["exits"]["score"] == "3" and table["exits"]["status"] == "exited"
+
+
+def test_an_unreadable_state_file_means_grading_again(tmp_path, capsys):
+    course = copy_course(tmp_path)
+    class_with(course, {"solo": [SOLUTION]})
+    state = course / "autograded" / "state.json"
+    state.parent.mkdir()
+    state.write_text("{ this is not json")
+    rows = autograde(course, workers=1, quiet=True)
+    assert [verdicts(r) for r in rows] == [[True] * 10]
+    assert "unreadable" in capsys.readouterr().err
+    assert "solo/batchnorm" in json.loads(state.read_text())

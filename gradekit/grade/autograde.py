@@ -88,18 +88,20 @@ def autograde(course=".", workers=None, quiet=False):
         print(f"warning: {why}: {WEAK_MODE_WARNING}", file=sys.stderr)
     out = course / "autograded"
     state_path = out / STATE
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    state = _load_state(state_path)
     submissions = discover(course)
 
-    rows, todo = {}, []
+    problems, todo, fingerprints = {}, [], {}
     for student, name, notebook, problem in submissions:
         key = f"{student}/{name}"
         if problem:
-            rows[key] = {"student": student, "assignment": name, "status": problem[0], "message": problem[1]}
+            problems[key] = Result(student, name, *problem, [])
             continue
         assignment = assignments.get(name)
         checks = assignment.checks(grading.extra_points)
-        digest = hashlib.sha256(notebook.read_bytes()).hexdigest() + battery_fingerprint(assignment, limits, grading)
+        if name not in fingerprints:
+            fingerprints[name] = battery_fingerprint(assignment, limits, grading)
+        digest = hashlib.sha256(notebook.read_bytes()).hexdigest() + fingerprints[name]
         if state.get(key, {}).get("digest") == digest:
             continue  # unchanged since it was graded
         todo.append((key, student, assignment, checks, notebook, digest))
@@ -115,15 +117,27 @@ def autograde(course=".", workers=None, quiet=False):
 
     _grade_all(todo, limits, workers or grading.worker_count(), save)
     results = []
-    for student, name, notebook, problem in submissions:
+    for student, name, _notebook, _problem in submissions:
         key = f"{student}/{name}"
-        if key in rows:
-            row = rows[key]
-            results.append(Result(row["student"], row["assignment"], row["status"], row["message"], []))
+        if key in problems:
+            results.append(problems[key])
         else:
-            assignment = assignments.get(name)
-            results.append(from_dict(state[key]["result"], assignment.checks(grading.extra_points)))
+            results.append(from_dict(state[key]["result"], assignments.get(name).checks(grading.extra_points)))
     return results
+
+
+def _load_state(path):
+    """What earlier runs graded; an unreadable file (edited by hand, say) means grading everything again."""
+    if not path.is_file():
+        return {}
+    try:
+        state = json.loads(path.read_text())
+        if isinstance(state, dict):
+            return state
+    except (ValueError, OSError):
+        pass
+    print(f"warning: {path} is unreadable; grading every submission again", file=sys.stderr)
+    return {}
 
 
 def _grade_all(todo, limits, worker_count, save):
