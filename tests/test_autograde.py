@@ -172,6 +172,8 @@ def test_outputs(graded):
     assert {t["visibility"] for t in results["tests"] if t["name"].startswith("extra")} == {"after_published"}
     feedback = (out / "a03-biased-randn" / "batchnorm" / "feedback.html").read_text()
     assert "unbiased variance" in feedback and "assert_check" not in feedback and "probe" not in feedback
+    assert "fix the failures among the ten first" in feedback
+    assert "fix the failures" not in (out / "a01-solution" / "batchnorm" / "feedback.html").read_text()
     assert (out / "a01-solution" / "batchnorm" / "batchnorm.ipynb").is_file()
     autograded = nbformat.read(str(out / "a00-source-notebook" / "batchnorm" / "batchnorm.ipynb"), as_version=4)
     outputs = [c.outputs[0].text for c in autograded.cells if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("check-")]
@@ -251,3 +253,13 @@ def test_an_unreadable_state_file_means_grading_again(tmp_path, capsys):
     assert [verdicts(r) for r in rows] == [[True] * 10]
     assert "unreadable" in capsys.readouterr().err
     assert "solo/batchnorm" in json.loads(state.read_text())
+
+
+def test_pass_rates_count_only_submissions_that_ran(graded):
+    from gradekit.grade.judge import CheckResult, Result
+    from gradekit.grade.report import pass_rates
+    _, rows = graded
+    honest = rows["a01-solution"]
+    broken = Result("x", "batchnorm", "malformed", "bad JSON", [CheckResult(r.check, False, "bad JSON") for r in honest.checks])
+    checks = [r.check for r in honest.checks]
+    assert pass_rates([honest, broken], checks)["check_0"] == 1.0

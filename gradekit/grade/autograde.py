@@ -16,14 +16,13 @@ from pathlib import Path
 from gradekit import assignment as assignments
 from gradekit import config as kit_config
 from gradekit.grade import gradebook, outputs, report
-from gradekit.grade.judge import CheckResult, Result, judge_run
+from gradekit.grade.judge import NOT_RUN, CheckResult, Result, judge_run
 from gradekit.errors import SandboxError
 from gradekit.grade.sandbox import WEAK_MODE_WARNING, Worker, resolve_mode
 from gradekit.notebook import SubmissionError, code_cells
 from gradekit.store import write_atomically
 
 STATE = "state.json"
-UNREADABLE = {"missing", "not-a-notebook", "malformed", "empty"}  # statuses with no notebook to write back
 
 
 def discover(course):
@@ -224,7 +223,7 @@ def write_outputs(course, results):
         folder = out / result.student / result.assignment
         gradebook.record(course, assignment, result)
         submitted = course / "submitted" / result.student / result.assignment / assignment.notebook
-        if result.status not in UNREADABLE:
+        if result.status not in NOT_RUN:
             gradebook.write_autograded_notebook(course, assignment, result, submitted, folder / assignment.notebook)
         outputs.write_gradescope_results(folder / "results.json", result)
         write_atomically(folder / "feedback.html", outputs.feedback_html(result, grading.show_hints))

@@ -70,6 +70,10 @@ STATUSES = {
 }
 
 
+# Statuses of submissions whose code never ran: no notebook to write back, no place in pass rates.
+NOT_RUN = {"missing", "not-a-notebook", "malformed", "empty", "unknown-assignment", "sandbox-error"}
+
+
 @cache
 def grader_inputs(module_name):
     return importlib.import_module(module_name).make_inputs()

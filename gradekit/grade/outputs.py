@@ -60,15 +60,19 @@ def feedback_html(result, show_hints=True):
         verdict = "Pass" if r.passed else "FAIL"
         rows.append(f"<tr class='{verdict.lower()}'><td>{html.escape(label)}</td><td>{verdict}</td>"
                     f"<td>{r.points:g} / {r.check.points:g}</td><td>{detail}</td></tr>")
-    status = "" if result.status == "ok" else (
-        f"<p class='status'>Your notebook could not be graded completely: {html.escape(result.status)}: "
-        f"{html.escape(result.message)}</p>")
+    notes = []
+    if result.status != "ok":
+        notes.append(f"<p class='status'>Your notebook could not be graded completely: {html.escape(result.status)}: "
+                     f"{html.escape(result.message)}</p>")
+    if result.extra and result.passed_ten < len(result.ten):
+        notes.append("<p>The extra checks build on the original ten: fix the failures among the ten first, "
+                     "then look at the extra checks again.</p>")
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Feedback: {html.escape(result.assignment)}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}} td,th{{padding:.3em .6em;border-bottom:1px solid #ddd}}
 tr.pass td:nth-child(2){{color:#17692b}} tr.fail td:nth-child(2){{color:#b00020;font-weight:bold}} .status{{color:#b00020}}</style>
 </head><body><h1>{html.escape(result.assignment)}: {result.score:g} / {result.max_score:g}</h1>
-<p>Student: {html.escape(result.student)}. Checks passed: {result.passed_ten}/{len(result.ten)}.</p>{status}
+<p>Student: {html.escape(result.student)}. Checks passed: {result.passed_ten}/{len(result.ten)}.</p>{''.join(notes)}
 <table><tr><th>Check</th><th>Verdict</th><th>Points</th><th>Why, and what to try</th></tr>
 {''.join(rows)}</table></body></html>
 """

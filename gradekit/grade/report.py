@@ -9,12 +9,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from gradekit.grade.judge import STATUSES  # noqa: E402
+from gradekit.grade.judge import NOT_RUN, STATUSES  # noqa: E402
 from gradekit.store import write_atomically  # noqa: E402
 
 
+def ran(results):
+    """The submissions whose code ran: the ones pass rates and the histogram are about."""
+    return [r for r in results if r.checks and r.status not in NOT_RUN]
+
+
 def pass_rates(results, checks):
-    graded = [r for r in results if r.checks]
+    graded = ran(results)
     return {c.key: (sum(v.passed for r in graded for v in r.checks if v.check.key == c.key) / len(graded)
                     if graded else 0.0) for c in checks}
 
@@ -23,7 +28,7 @@ def plot(results, checks, path):
     ten = [c for c in checks if not c.is_extra]
     rates = pass_rates(results, checks)
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    scores = [r.passed_ten for r in results if r.checks]
+    scores = [r.passed_ten for r in ran(results)]
     left.hist(scores, bins=[n - 0.5 for n in range(len(ten) + 2)], color="#3b6ea8", edgecolor="white")
     left.set(title=f"Original checks passed ({len(scores)} graded)", xlabel="checks passed", ylabel="students",
              xticks=range(len(ten) + 1))
@@ -44,7 +49,7 @@ def write(results, checks, out_dir):
     plot(results, checks, png)
     rates = pass_rates(results, checks)
     statuses = Counter(r.status for r in results)
-    graded = [r for r in results if r.checks]
+    graded = ran(results)
     mean = sum(r.score for r in graded) / len(graded) if graded else 0
     status_rows = "".join(f"<tr><td>{html.escape(s)}</td><td>{n}</td><td>{html.escape(STATUSES.get(s, ''))}</td></tr>"
                           for s, n in sorted(statuses.items()))
