@@ -61,7 +61,7 @@ def listener():
 def graded(tmp_path_factory, listener):
     course = copy_course(tmp_path_factory.mktemp("course"))
     with open(course / "grader_config.py", "a") as config:
-        config.write("\nc.Sandbox.wall_seconds = 10\nc.Sandbox.cpu_seconds = 8\nc.Sandbox.memory_mb = 2500\n")
+        config.write("\nc.Sandbox.wall_seconds = 20\nc.Sandbox.cpu_seconds = 6\nc.Sandbox.memory_mb = 2500\n")
     secret = course / "source" / "batchnorm" / "batchnorm.ipynb"
     submissions = {
         "a01-solution": [SOLUTION],
