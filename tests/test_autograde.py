@@ -97,6 +97,11 @@ def graded(tmp_path_factory, listener):
     nbgrader_form = course / "submitted" / "a00-source-notebook" / "batchnorm"
     nbgrader_form.mkdir(parents=True)
     (nbgrader_form / "batchnorm.ipynb").write_text(secret.read_text())
+    misnamed = course / "submitted" / "a19-misnamed" / "batchnorm"
+    misnamed.mkdir(parents=True)
+    (misnamed / "BatchNorm final.ipynb").write_text(secret.read_text())
+    (course / "submitted" / "a20-empty-folder" / "batchnorm").mkdir(parents=True)
+    (course / "submitted" / "a21-other-course" / "rnn").mkdir(parents=True)
     results = autograde(course, workers=1, quiet=True)
     write_outputs(course, results)
     return course, {r.student: r for r in results}
@@ -139,6 +144,9 @@ def test_faults_are_reported_and_the_batch_goes_on(graded):
     assert rows["a12-eats-memory"].status == "memory" and verdicts(rows["a12-eats-memory"]) == [True] * 10
     assert rows["a16-syntax-error"].status == "no-class" and "SyntaxError" in rows["a16-syntax-error"].message
     assert verdicts(rows["a15-after-the-killer"]) == [True] * 10
+    assert rows["a19-misnamed"].status == "misnamed" and "BatchNorm final.ipynb" in rows["a19-misnamed"].message
+    assert rows["a20-empty-folder"].status == "missing"
+    assert rows["a21-other-course"].status == "unknown-assignment" and "'rnn'" in rows["a21-other-course"].message
     assert rows["a18-forks-many"].status == "ok" and verdicts(rows["a18-forks-many"]) == [True] * 10
     if pids_cgroup_root():  # where the kit can make a cgroup, processes are capped per sandbox
         assert "RuntimeError: stopped after" in rows["a18-forks-many"].message

@@ -44,9 +44,11 @@ def discover(course):
                 found.append((student_dir.name, folder.name, notebook, None))
                 continue
             others = sorted(p.name for p in folder.glob("*.ipynb"))
-            why = (f"expected {assignment.notebook}, found {', '.join(others)}" if others
-                   else f"no {assignment.notebook} in the submission")
-            found.append((student_dir.name, folder.name, None, ("missing", why)))
+            if others:
+                problem = ("misnamed", f"expected {assignment.notebook}, found {', '.join(others)}: rename it and re-run")
+            else:
+                problem = ("missing", f"no {assignment.notebook} in the submission")
+            found.append((student_dir.name, folder.name, None, problem))
     return found
 
 

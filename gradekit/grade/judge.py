@@ -56,6 +56,7 @@ class Result:
 STATUSES = {
     "ok": "graded",
     "missing": "no notebook where one was expected",
+    "misnamed": "a notebook under another name",
     "not-a-notebook": "the file is not a notebook",
     "malformed": "the notebook's JSON is broken",
     "empty": "the notebook has no code",
@@ -71,7 +72,7 @@ STATUSES = {
 
 
 # Statuses of submissions whose code never ran: no notebook to write back, no place in pass rates.
-NOT_RUN = {"missing", "not-a-notebook", "malformed", "empty", "unknown-assignment", "sandbox-error"}
+NOT_RUN = {"missing", "misnamed", "not-a-notebook", "malformed", "empty", "unknown-assignment", "sandbox-error"}
 
 
 @cache
