@@ -19,7 +19,9 @@ For a mini-batch $x$, per feature (fully connected input of shape $(N, L)$: stat
 batch dimension) or per channel (convolutional input of shape $(N, C, H, W)$: statistics over batch,
 height and width):
 
-$$\mu_B = \operatorname{mean}(x), \qquad \sigma_B^2 = \operatorname{var}(x) \;\;\text{(unbiased, as `torch.var` computes it)}$$
+$$\mu_B = \operatorname{mean}(x), \qquad \sigma_B^2 = \operatorname{var}(x)$$
+
+where the variance is the unbiased one, as `torch.var` computes it by default;
 
 $$\hat{x} = \frac{x - \mu_B}{\sqrt{\sigma_B^2 + \epsilon}}, \qquad z = \gamma \, \hat{x} + \beta$$
 
