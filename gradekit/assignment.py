@@ -39,6 +39,11 @@ class Check:
         return f"{self.number}-" + re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
 
     @property
+    def label(self):
+        """How people see it: 0 - Learnable parameters set correctly, extra: registered_parameters."""
+        return f"extra: {self.name}" if self.number is None else f"{self.number} - {self.name}"
+
+    @property
     def is_extra(self):
         return self.number is None
 

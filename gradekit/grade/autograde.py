@@ -15,9 +15,9 @@ from pathlib import Path
 
 from gradekit import assignment as assignments
 from gradekit import config as kit_config
+from gradekit.errors import SandboxError
 from gradekit.grade import gradebook, outputs, report
 from gradekit.grade.judge import NOT_RUN, CheckResult, Result, judge_run
-from gradekit.errors import SandboxError
 from gradekit.grade.sandbox import WEAK_MODE_WARNING, Worker, resolve_mode
 from gradekit.notebook import SubmissionError, code_cells
 from gradekit.store import write_atomically
@@ -92,17 +92,17 @@ def autograde(course=".", workers=None, quiet=False):
     state = _load_state(state_path)
     submissions = discover(course)
 
-    problems, todo, fingerprints = {}, [], {}
+    problems, todo, batteries = {}, [], {}  # batteries: name -> (checks, fingerprint), made once
     for student, name, notebook, problem in submissions:
         key = f"{student}/{name}"
         if problem:
             problems[key] = Result(student, name, *problem, [])
             continue
         assignment = assignments.get(name)
-        checks = assignment.checks(grading.extra_points)
-        if name not in fingerprints:
-            fingerprints[name] = battery_fingerprint(assignment, limits, grading)
-        digest = hashlib.sha256(notebook.read_bytes()).hexdigest() + fingerprints[name]
+        if name not in batteries:
+            batteries[name] = (assignment.checks(grading.extra_points), battery_fingerprint(assignment, limits, grading))
+        checks, fingerprint = batteries[name]
+        digest = hashlib.sha256(notebook.read_bytes()).hexdigest() + fingerprint
         if state.get(key, {}).get("digest") == digest:
             continue  # unchanged since it was graded
         todo.append((key, student, assignment, checks, notebook, digest))
@@ -123,7 +123,7 @@ def autograde(course=".", workers=None, quiet=False):
         if key in problems:
             results.append(problems[key])
         else:
-            results.append(from_dict(state[key]["result"], assignments.get(name).checks(grading.extra_points)))
+            results.append(from_dict(state[key]["result"], batteries[name][0]))
     return results
 
 
@@ -159,16 +159,14 @@ def _grade_all(todo, limits, worker_count, save):
                 try:
                     cells = code_cells(notebook)
                 except SubmissionError as error:
-                    save(key, Result(student, assignment.name, error.status, str(error),
-                                     [CheckResult(c, False, str(error)) for c in checks]), digest)
+                    save(key, Result.all_failed(student, assignment.name, error.status, str(error), checks), digest)
                     continue
                 if assignment.name not in sandboxes:
                     sandboxes[assignment.name] = Worker(assignment, limits, limits.mode, workers=worker_count)
                 try:
                     run = sandboxes[assignment.name].run(cells, checks)
                 except SandboxError as error:  # not the student's doing: no digest, so a re-run retries it
-                    save(key, Result(student, assignment.name, "sandbox-error", str(error),
-                                     [CheckResult(c, False, str(error)) for c in checks]), "")
+                    save(key, Result.all_failed(student, assignment.name, "sandbox-error", str(error), checks), "")
                     continue
                 save(key, judge_run(student, assignment, run, checks, limits), digest)
         except Exception as error:  # a grader bug: stop this thread, report after the others finish
@@ -201,8 +199,6 @@ def from_dict(data, checks):
 
 def needs_attention(results):
     return [r for r in results if r.status != "ok"]
-
-
 
 
 def write_outputs(course, results):

@@ -51,6 +51,11 @@ class Result:
     def passed_ten(self):
         return sum(r.passed for r in self.ten)
 
+    @classmethod
+    def all_failed(cls, student, assignment_name, status, message, checks):
+        """A submission that could not be probed: every check fails, for the same reason."""
+        return cls(student, assignment_name, status, message, [CheckResult(c, False, message) for c in checks])
+
 
 # Every status a row can have; all but "ok" ask for the instructor's attention.
 STATUSES = {

@@ -1,7 +1,7 @@
 """Grade one notebook (or .py file): what `gradekit check` and the pytest battery use."""
 from gradekit import assignment as assignments
 from gradekit import config as kit_config
-from gradekit.grade.judge import CheckResult, Result, judge_run
+from gradekit.grade.judge import Result, judge_run
 from gradekit.grade.sandbox import Worker
 from gradekit.notebook import SubmissionError, code_cells
 
@@ -29,8 +29,7 @@ class Grader:
         return self.grade_cells(student, cells)
 
     def failed(self, student, status, message):
-        return Result(student, self.assignment.name, status, message,
-                      [CheckResult(c, False, message) for c in self.checks])
+        return Result.all_failed(student, self.assignment.name, status, message, self.checks)
 
     def close(self):
         self.worker.stop()

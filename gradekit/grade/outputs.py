@@ -37,7 +37,7 @@ def gradescope_results(result):
     tests = []
     for r in result.checks:
         tests.append({
-            "name": f"{r.check.number} - {r.check.name}" if not r.check.is_extra else f"extra: {r.check.name}",
+            "name": r.check.label,
             "score": r.points, "max_score": r.check.points, "status": "passed" if r.passed else "failed",
             "output": "" if r.passed else f"{r.message}\nHint: {r.check.hint}".strip(),
             "visibility": "after_published" if r.check.is_extra else "visible",
@@ -54,11 +54,10 @@ def feedback_html(result, show_hints=True):
     """What a student reads: each check, pass or fail, and a hint for each failure. No test code."""
     rows = []
     for r in result.checks:
-        label = f"{r.check.number} - {r.check.name}" if not r.check.is_extra else f"Extra: {r.check.name.replace('_', ' ')}"
         detail = "" if r.passed else html.escape(r.message) + (
             f"<br><em>Hint: {html.escape(r.check.hint)}</em>" if show_hints and r.check.hint else "")
         verdict = "Pass" if r.passed else "FAIL"
-        rows.append(f"<tr class='{verdict.lower()}'><td>{html.escape(label)}</td><td>{verdict}</td>"
+        rows.append(f"<tr class='{verdict.lower()}'><td>{html.escape(r.check.label)}</td><td>{verdict}</td>"
                     f"<td>{r.points:g} / {r.check.points:g}</td><td>{detail}</td></tr>")
     notes = []
     if result.status != "ok":

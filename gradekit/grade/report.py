@@ -33,7 +33,7 @@ def plot(results, checks, path):
     left.set(title=f"Original checks passed ({len(scores)} graded)", xlabel="checks passed", ylabel="students",
              xticks=range(len(ten) + 1))
     left.yaxis.set_major_locator(MaxNLocator(integer=True))
-    labels = [f"{c.number} {c.name}" if not c.is_extra else f"extra: {c.name}" for c in checks]
+    labels = [c.label for c in checks]
     right.barh(labels[::-1], [100 * rates[c.key] for c in checks][::-1],
                color=["#a8743b" if c.is_extra else "#3b6ea8" for c in checks][::-1])
     right.set(title="Pass rate per check", xlabel="% of graded submissions", xlim=(0, 100))

@@ -69,7 +69,8 @@ def _read_only_paths():
 
 
 def bwrap_command(python_argv):
-    command = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns", "--die-with-parent", "--new-session",
+    command = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns",
+               "--die-with-parent", "--new-session",
                "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp",
                "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--setenv", "OMP_NUM_THREADS", "1",
                "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
@@ -132,7 +133,6 @@ class Worker:
     def start(self):
         grader_end, sandbox_end = socket.socketpair()
         argv = [sys.executable, "-I", "-m", "gradekit.grade.zygote", str(sandbox_end.fileno())]
-        self._cgroup = None
         if self.mode == "bwrap":
             command, scratch, env = bwrap_command(argv), "/tmp", None
             # RLIMIT_NPROC does not hold inside bwrap's user namespace: cap processes with a cgroup,
@@ -173,6 +173,7 @@ class Worker:
             self.process = None
         if self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
         if self._cgroup:
             for _ in range(50):  # empty once the killed processes are reaped
                 try:
