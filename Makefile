@@ -27,8 +27,7 @@ test: install
 	$(PY) -m pytest -q
 
 solution: install
-	$(KIT) check solutions/batchnorm/batchnorm.py
-	$(KIT) check source/batchnorm/batchnorm.ipynb
+	$(KIT) solution
 
 source: install
 	$(KIT) source
@@ -43,10 +42,10 @@ gradescope: install
 	$(KIT) gradescope
 
 bench: install
-	$(KIT) bench
+	$(PY) tests/bench.py $(BENCH)
 
 clean:
-	rm -rf build *.egg-info .pytest_cache bench-course .gradekit-cache
+	rm -rf build *.egg-info .pytest_cache bench-course
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 distclean: clean

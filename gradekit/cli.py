@@ -1,71 +1,134 @@
 """The `gradekit` command: one subcommand per thing an instructor does."""
 import argparse
-import importlib
 import sys
+from pathlib import Path
 
-from gradekit import assignment as assignments
+from gradekit import contract
 from gradekit.errors import KitError, SandboxError
-from gradekit.notebook import SubmissionError, code_cells
+
+
+def _assignments(args):
+    return [contract.get(name) for name in (args.assignments or contract.names())]
+
+
+def _course(args):
+    from gradekit.course import Course
+    return Course(args.course)
 
 
 def cmd_source(args):
-    from gradekit.assign import source
-    for name in args.assignments or assignments.names():
-        print(f"wrote {source.write(assignments.get(name), args.course)}")
+    from gradekit.build import source
+    course = _course(args)
+    for assignment in _assignments(args):
+        print(f"wrote {source.write(course, assignment).relative_to(course.root)}")
 
 
 def cmd_release(args):
-    from gradekit.assign.release import release
-    for name in args.assignments or assignments.names():
-        print(f"released {release(assignments.get(name), args.course)}")
+    from gradekit.build.release import release
+    course = _course(args)
+    for assignment in _assignments(args):
+        print(f"released {release(course, assignment).relative_to(course.root)}")
+
+
+def _assignment_of(path, name):
+    if name:
+        return contract.get(name)
+    stem = Path(path).name.removesuffix(".ipynb").removesuffix(".py")
+    if stem in contract.names():
+        return contract.get(stem)
+    raise KitError(f"{path}: which assignment is this? Say --assignment NAME (known: {', '.join(contract.names())})")
+
+
+def print_result(result):
+    """What a student would see: the original summary, why each check failed, the hidden checks."""
+    from gradekit.selfcheck import explain, summary
+    core = result.core
+    print(summary([r.check.name for r in core], [r.passed for r in core]))
+    if result.code_did_not_run:
+        print(f"\nNo check could run: {result.message}")
+    else:
+        failures = explain([r.check.name for r in core], [r.check.hint for r in core],
+                           [(r.passed, r.message) for r in core])
+        if failures:
+            print("\nWhat failed, and what to try:\n" + failures)
+        if result.hidden:
+            print(f"\nHidden checks: {sum(r.passed for r in result.hidden)}/{len(result.hidden)} passed")
+            for r in result.hidden:
+                print(f"  {'Pass  ' if r.passed else '*FAIL*'} {r.check.name}" + ("" if r.passed else f": {r.message}"))
+    if result.status != "ok" or result.message:
+        print(f"\nstatus: {result.status}" + (f": {result.message}" if result.message else ""))
 
 
 def cmd_check(args):
     """Grade one notebook or .py file in the sandbox and print what the student would see."""
-    from gradekit.grade.one import Grader
-
-    cells = code_cells(args.path)  # bad input fails here, in one line, before any sandbox starts
-    with Grader(args.assignment, args.course) as grader:
-        result = grader.grade_cells(args.path, cells)
-    module = importlib.import_module(grader.assignment.checks_module)
-    print(module.summary([r.passed for r in result.ten]))
-    for r in result.ten:
-        if not r.passed:
-            print(f"  check {r.check.number}: {r.message}")
-    if result.extra:
-        print(f"\nHidden extra checks: {sum(r.passed for r in result.extra)}/{len(result.extra)} passed")
-        for r in result.extra:
-            print(f"  {'Pass  ' if r.passed else '*FAIL*'} {r.check.name}" + ("" if r.passed else f": {r.message}"))
-    if result.status != "ok" or result.message:
-        print(f"\nstatus: {result.status}" + (f": {result.message}" if result.message else ""))
+    import json
+    from gradekit.grade.autograde import grade_file
+    from gradekit.grade.outputs import write_atomically
+    course = _course(args)
+    assignment = _assignment_of(args.path, args.assignment)
+    result = grade_file(course, assignment, args.path)
+    print_result(result)
     if args.results:
-        from gradekit.grade.outputs import write_gradescope_results
-        write_gradescope_results(args.results, result)
+        write_atomically(args.results, json.dumps(result.gradescope(), indent=2))
     return 0 if result.status == "ok" and all(r.passed for r in result.checks) else 1
+
+
+def cmd_solution(args):
+    """Every assignment's reference solution and source notebook through all its checks."""
+    from gradekit.grade.autograde import grade_file
+    course = _course(args)
+    failed = 0
+    for assignment in _assignments(args):
+        for path in (course.solution(assignment), course.source(assignment)):
+            print(f"\n== {assignment.name}: {path.relative_to(course.root)}")
+            result = grade_file(course, assignment, path)
+            print_result(result)
+            failed += result.status != "ok" or not all(r.passed for r in result.checks)
+    return 1 if failed else 0
 
 
 def cmd_autograde(args):
     """Grade every submission under submitted/; exit 1 when a row needs the instructor's attention."""
-    from gradekit.grade import report
-    from gradekit.grade.autograde import autograde, needs_attention, write_outputs
-
-    results = autograde(args.course, workers=args.workers)
+    from gradekit.grade.autograde import autograde, needs_attention
+    from gradekit.grade.report import summary_table
+    course = _course(args)
+    results = autograde(course, workers=args.workers, students=set(args.student or ()), force=args.force)
     if not results:
-        raise KitError(f"nothing to grade: no submissions under {args.course}/submitted/")
-    write_outputs(args.course, results)
-    print(report.summary_table(results))
-    print(f"wrote {args.course}/autograded/grades.csv, report.html, report.png and one folder per student")
+        raise KitError(f"nothing to grade: no submissions under {course.submitted}"
+                       + (f" for {', '.join(args.student)}" if args.student else ""))
+    print(summary_table(results))
+    print(f"wrote {course.autograded}/grades.csv, report.html and one folder per submission")
     return 1 if needs_attention(results) else 0
 
 
 def cmd_gradescope(args):
     from gradekit import gradescope
-    print(f"wrote {gradescope.build(args.course, args.assignment)}: upload it as the Gradescope autograder")
+    course = _course(args)
+    for assignment in _assignments(args):
+        print(f"wrote {gradescope.build(course, assignment)}: upload it as {assignment.name}'s Gradescope autograder")
 
 
-def cmd_bench(args):
-    from gradekit import bench
-    return bench.run(args.course, size=args.size)
+def cmd_sandbox(args):
+    """Start a sandbox and run a submission's process in it: says whether grading can run here."""
+    from gradekit.grade.remote import Namespace
+    from gradekit.grade.sandbox import WEAK_MODE, Sandbox
+    course = _course(args)
+    with Sandbox(course.sandbox) as sandbox:
+        session = sandbox.open()
+        session.request("cells", cells=[(1, "import torch\nanswer = int(torch.ones(2).sum())")], names=[])
+        answer = Namespace(session).answer
+        sandbox.finish(session)
+    if answer != 2:
+        raise SandboxError("the sandbox started but a submission's process did not answer correctly")
+    print(f"warning: {WEAK_MODE}" if course.sandbox.mode == "none" else
+          "the sandbox works: bubblewrap, a fresh world per submission", file=sys.stderr)
+    return 0
+
+
+def cmd_new(args):
+    from gradekit import scaffold
+    for path in scaffold.new(_course(args), args.name):
+        print(f"created {path}")
 
 
 def main(argv=None):
@@ -73,36 +136,38 @@ def main(argv=None):
     parser.add_argument("--course", default=".", help="course directory (holds grader_config.py)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("source", help="build the instructor notebook(s) from solutions/")
-    p.add_argument("assignments", nargs="*")
-    p.set_defaults(run=cmd_source)
-
-    p = sub.add_parser("release", help="build the source, then the student release with nbgrader")
-    p.add_argument("assignments", nargs="*")
-    p.set_defaults(run=cmd_release)
+    for name, run, text in (("source", cmd_source, "build the instructor notebooks from solutions/"),
+                            ("release", cmd_release, "build the source, then the student release with nbgrader"),
+                            ("solution", cmd_solution, "run each reference solution through all its checks"),
+                            ("gradescope", cmd_gradescope, "build Gradescope autograder bundles")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("assignments", nargs="*", help="default: every assignment")
+        p.set_defaults(run=run)
 
     p = sub.add_parser("check", help="grade one notebook (or .py) in the sandbox and print the summary")
     p.add_argument("path")
-    p.add_argument("--assignment", default="batchnorm")
+    p.add_argument("--assignment", help="default: the file's name")
     p.add_argument("--results", metavar="JSON", help="also write Gradescope's results.json there")
     p.set_defaults(run=cmd_check)
 
-    p = sub.add_parser("gradescope", help="build the Gradescope autograder bundle (setup.sh, run_autograder)")
-    p.add_argument("--assignment", default="batchnorm")
-    p.set_defaults(run=cmd_gradescope)
-
     p = sub.add_parser("autograde", help="grade every submission under submitted/ (resumable)")
     p.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: grader_config.py)")
+    p.add_argument("--student", action="append", metavar="ID", help="grade only this student (repeatable)")
+    p.add_argument("--force", action="store_true", help="grade again even what has not changed")
     p.set_defaults(run=cmd_autograde)
 
-    p = sub.add_parser("bench", help="time the kit against `nbgrader autograde` on a generated class")
-    p.add_argument("--size", type=int, default=24, help="submissions in the generated class")
-    p.set_defaults(run=cmd_bench)
+    p = sub.add_parser("sandbox", help="check that the grading sandbox starts on this machine")
+    p.set_defaults(run=cmd_sandbox)
+
+    p = sub.add_parser("new", help="scaffold a new assignment (solution, checks, notebook text)")
+    p.add_argument("name")
+    p.set_defaults(run=cmd_new)
 
     args = parser.parse_args(argv)
+    from gradekit.grade.submission import SubmissionError
     try:
         return args.run(args) or 0
-    except (KitError, SubmissionError, SandboxError, assignments.UnknownAssignment) as error:
+    except (KitError, SandboxError, SubmissionError) as error:
         print(f"gradekit: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,11 +1,15 @@
-"""Shared fixtures. `--submission PATH` points the battery (tests/battery) at a student notebook."""
+"""Shared fixtures. `--submission PATH` (with `--assignment NAME`) points the battery
+(tests/battery) at a student's notebook instead of the reference solutions."""
+import shutil
 from pathlib import Path
 
 import pytest
 
-from gradekit import assignment as assignments
-from gradekit.grade.one import Grader
-from gradekit.notebook import SubmissionError, code_cells
+from gradekit import contract
+from gradekit.course import Course
+from gradekit.grade.battery import Battery
+from gradekit.grade.sandbox import Sandbox
+from gradekit.grade.submission import SubmissionError, code_cells
 
 COURSE = Path(__file__).resolve().parent.parent
 
@@ -13,29 +17,55 @@ COURSE = Path(__file__).resolve().parent.parent
 def pytest_addoption(parser):
     group = parser.getgroup("gradekit")
     group.addoption("--submission", metavar="PATH", help="notebook (or .py) to run the battery on; "
-                    "default: the assignment's reference solution")
-    group.addoption("--assignment", default="batchnorm", help="assignment whose battery runs (default: batchnorm)")
+                    "default: each assignment's reference solution")
+    group.addoption("--assignment", help="the assignment of --submission (default: the file's name)")
 
 
 def pytest_configure(config):
     # Bad input is reported once, in one line, before any test runs.
-    try:
-        assignment = assignments.get(config.getoption("assignment"))
-        path = config.getoption("submission") or assignment.solution_path(COURSE)
-        config.gradekit_submission = (Path(path), code_cells(path))
-    except (SubmissionError, assignments.UnknownAssignment) as error:
-        raise pytest.UsageError(str(error)) from None
+    path = config.getoption("submission")
+    config.gradekit_submission = None
+    if path:
+        from gradekit.cli import _assignment_of
+        from gradekit.errors import KitError
+        try:
+            assignment = _assignment_of(path, config.getoption("assignment"))
+            config.gradekit_submission = (assignment, Path(path), code_cells(path, assignment.kit_cell))
+        except (SubmissionError, KitError) as error:
+            raise pytest.UsageError(str(error)) from None
 
 
 @pytest.fixture(scope="session")
-def grader(pytestconfig):
-    with Grader(pytestconfig.getoption("assignment"), COURSE) as grader:
-        yield grader
+def course():
+    return Course(COURSE)
 
 
 @pytest.fixture(scope="session")
-def battery(pytestconfig, grader):
-    """The submission's Result: every check judged, keyed by check id."""
-    path, cells = pytestconfig.gradekit_submission
-    result = grader.grade_cells(str(path), cells)
-    return {r.check.id: r for r in result.checks}, result
+def sandbox(course):
+    with Sandbox(course.sandbox) as box:
+        yield box
+
+
+@pytest.fixture(scope="session")
+def batteries(course):
+    return {name: Battery(contract.get(name), course.grading.hidden_points) for name in contract.names()}
+
+
+@pytest.fixture(scope="session")
+def grade(sandbox, batteries):
+    """grade(assignment name, code or [(cell number, source)]) -> Result, in the shared sandbox."""
+    def run(name, code, student="student"):
+        cells = [(1, code)] if isinstance(code, str) else code
+        return batteries[name].grade(sandbox, student, cells)
+    return run
+
+
+def copy_course(target):
+    target.mkdir(parents=True, exist_ok=True)
+    """A throwaway copy of the course (configs, solutions, source and release), for tests that
+    grade a class or run nbgrader."""
+    for name in ("grader_config.py", "nbgrader_config.py"):
+        shutil.copy(COURSE / name, target / name)
+    for folder in ("source", "release", "solutions"):
+        shutil.copytree(COURSE / folder, target / folder)
+    return target

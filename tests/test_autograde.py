@@ -2,6 +2,7 @@
 
 Each attack is written so that, if it worked, it would change a verdict: its own (tampering,
 reading course files, reaching the network) or a later student's (leftover processes or files).
+tests/test_attacks.py holds the attacks aimed at the grader itself.
 """
 import csv
 import json
@@ -15,35 +16,43 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from conftest import COURSE
-from course import copy_course
-from gradekit.assign.release import nbgrader_command, nbgrader_env
-from gradekit.grade.autograde import autograde, write_outputs
-from gradekit.grade.sandbox import bwrap_works, pids_cgroup_root
-from gradekit.assignments.batchnorm.mutants import MUTANTS
+from conftest import COURSE, copy_course
+from gradekit import contract
+from gradekit.build.release import nbgrader_command, nbgrader_env
+from gradekit.course import Course
+from gradekit.grade.autograde import autograde
+from gradekit.grade.report import pass_rates
+from gradekit.grade.results import Result
+from gradekit.grade.sandbox import pids_cgroup_root
+from gradekit.grade.submission import code_cells
+from mutants import batchnorm
 
-SOLUTION = next(m for m in MUTANTS if m.name == "reference").code()
-BIASED = next(m for m in MUTANTS if m.name == "biased-variance").code()
+SOLUTION = batchnorm.SOLUTION
+BIASED = next(m for m in batchnorm.MUTANTS if m.name == "biased-variance").code()
+FORWARD = "    def forward(self, x):\n"
 
 
 def skeleton():
-    from gradekit.notebook import code_cells
-    return "\n".join(code_cells(COURSE / "release" / "batchnorm" / "batchnorm.ipynb")[:2])
+    cells = code_cells(COURSE / "release" / "batchnorm" / "batchnorm.ipynb", contract.get("batchnorm").kit_cell)
+    return "\n".join(source for _, source in cells)
 
 
 def only_if(condition):
     """A submission that is the reference solution unless `condition` (student code) is true,
     in which case it is the skeleton: a successful attack shows up as 0/10."""
     return f"import os, socket\ntry:\n    ATTACK_WORKED = bool({condition})\nexcept Exception:\n    ATTACK_WORKED = False\n" \
-           + SOLUTION + "\nif ATTACK_WORKED:\n" \
-           + "\n".join("    " + line for line in skeleton().splitlines())
+           + SOLUTION + "\nif ATTACK_WORKED:\n" + "\n".join("    " + line for line in skeleton().splitlines())
 
 
-def class_with(course, submissions):
+def class_with(course, submissions, assignment="batchnorm"):
     for student, cells in submissions.items():
-        folder = course / "submitted" / student / "batchnorm"
+        folder = course / "submitted" / student / assignment
         folder.mkdir(parents=True)
-        (folder / "batchnorm.ipynb").write_text(nbformat.writes(new_notebook(cells=[new_code_cell(c) for c in cells])))
+        (folder / f"{assignment}.ipynb").write_text(nbformat.writes(new_notebook(cells=[new_code_cell(c) for c in cells])))
+
+
+def verdicts(result):
+    return [r.passed for r in result.core]
 
 
 @pytest.fixture(scope="module")
@@ -68,17 +77,17 @@ def graded(tmp_path_factory, listener):
         "a02-skeleton-allclose": [skeleton(), "import torch\ntorch.allclose = lambda *a, **k: True\n"
                                   "torch.Tensor.__eq__ = lambda *a, **k: True"],
         "a03-biased-randn": [BIASED, "import torch\ntorch.randn = lambda *s, **k: torch.zeros(*s)\n"
-                             "torch.rand = lambda *s, **k: torch.ones(*s)\ntorch.var = lambda x, *a, **k: x.var(*a, correction=0, **k)"],
-        "a04-exit-in-forward": [SOLUTION.replace("if x.dim() != self.input_rank:", "os._exit(0)\n        if x.dim() != self.input_rank:")
-                                .replace("import torch", "import os\nimport torch", 1)],
+                             "torch.rand = lambda *s, **k: torch.ones(*s)\n"
+                             "torch.var = lambda x, *a, **k: x.var(*a, correction=0, **k)"],
+        "a04-exit-in-forward": [SOLUTION.replace(FORWARD, FORWARD + "        __import__('os')._exit(0)\n")],
         "a05-reads-course": [only_if(f"open({str(secret)!r}).read()")],
         "a06-network": [only_if(f"socket.create_connection(('127.0.0.1', {listener}), timeout=2)")],
-        "a07-writes-course": [f"try:\n    open({str(course / 'pwned')!r}, 'w').write('x')\nexcept OSError:\n    pass\n" + SOLUTION],
+        "a07-writes-course": [f"try:\n    open({str(course / 'pwned')!r}, 'w').write('x')\nexcept OSError:\n    pass\n"
+                              + SOLUTION],
         "a08-leaves-traces": [SOLUTION + "\nimport os, subprocess\nopen('/tmp/trace', 'w').write('x')\n"
                               "open('trace', 'w').write('x')\nsubprocess.Popen(['sleep', '1000'])"],
-        "a09-sees-traces": [only_if("os.path.exists('/tmp/trace') or os.path.exists('trace') or "
-                                    "any('sleep' in open(f'/proc/{p}/cmdline').read() for p in os.listdir('/proc') if p.isdigit())",
-)],
+        "a09-sees-traces": [only_if("os.path.exists('/tmp/trace') or os.path.exists('trace') or any('sleep' in "
+                                    "open(f'/proc/{p}/cmdline').read() for p in os.listdir('/proc') if p.isdigit())")],
         "a10-hangs": [SOLUTION, "import time\ntime.sleep(1000)"],
         "a10b-spins": [SOLUTION, "while True:\n    pass"],
         "a11-floods-output": [SOLUTION, "for _ in range(200000):\n    print('spam' * 50)"],
@@ -86,7 +95,7 @@ def graded(tmp_path_factory, listener):
         "a13-kills-itself": [SOLUTION, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"],
         "a14-kills-everything": [SOLUTION, "import os, signal\nos.kill(-1, signal.SIGKILL)"],
         "a15-after-the-killer": [SOLUTION],
-        "a16-syntax-error": ["class BatchNorm(:"],
+        "a16-syntax-error": ["print('intro')", "class BatchNorm(:"],
         "a18-forks-many": [SOLUTION, "import os, time\nspawned = 0\ntry:\n    for _ in range(1000):\n"
                            "        if os.fork() == 0:\n            time.sleep(60)\n            os._exit(0)\n"
                            "        spawned += 1\nexcept OSError:\n    raise RuntimeError(f'stopped after {spawned}')"],
@@ -102,20 +111,14 @@ def graded(tmp_path_factory, listener):
     (misnamed / "BatchNorm final.ipynb").write_text(secret.read_text())
     (course / "submitted" / "a20-empty-folder" / "batchnorm").mkdir(parents=True)
     (course / "submitted" / "a21-other-course" / "rnn").mkdir(parents=True)
-    results = autograde(course, workers=1, quiet=True)
-    write_outputs(course, results)
+    results = autograde(Course(course), workers=2, progress=False)
     return course, {r.student: r for r in results}
-
-
-def verdicts(result):
-    return [r.passed for r in result.ten]
 
 
 def test_honest_submissions(graded):
     _, rows = graded
-    assert verdicts(rows["a01-solution"]) == [True] * 10
-    assert verdicts(rows["a00-source-notebook"]) == [True] * 10
-    assert verdicts(rows["a17-class-in-odd-cell"]) == [True] * 10
+    for student in ("a01-solution", "a00-source-notebook", "a17-class-in-odd-cell", "a15-after-the-killer"):
+        assert verdicts(rows[student]) == [True] * 10, (student, rows[student].message)
 
 
 def test_tampering_with_torch_earns_nothing(graded):
@@ -124,35 +127,27 @@ def test_tampering_with_torch_earns_nothing(graded):
     assert [n for n, ok in enumerate(verdicts(rows["a03-biased-randn"])) if not ok] == [5, 6, 8]
 
 
-def test_checks_before_a_fault_keep_their_verdicts(graded):
+def test_faults_end_in_their_own_row(graded):
     _, rows = graded
     row = rows["a04-exit-in-forward"]
     assert row.status == "exited" and verdicts(row) == [True] * 3 + [False] * 7
     for student, status in (("a10-hangs", "timeout"), ("a10b-spins", "cpu-limit"), ("a13-kills-itself", "crashed")):
         assert rows[student].status == status, rows[student].message
         assert verdicts(rows[student]) == [False] * 10  # the class was defined, but no probe ran
-    # kill(-1) spares its caller but takes the zygote, and with it the sandbox: whichever probes
-    # finished before the sandbox went down count, the rest are "not reached".
-    assert rows["a14-kills-everything"].status == "crashed"
-    assert all(r.passed or r.message.startswith("not reached") for r in rows["a14-kills-everything"].ten)
-
-
-def test_faults_are_reported_and_the_batch_goes_on(graded):
-    _, rows = graded
+    # kill(-1) reaches nothing outside the submission's own PID namespace: not the sandbox, not the grader
+    assert verdicts(rows["a14-kills-everything"]) == [True] * 10
+    assert "ProcessLookupError" in rows["a14-kills-everything"].message
     assert rows["a11-floods-output"].status == "ok" and verdicts(rows["a11-floods-output"]) == [True] * 10
-    assert "output cap" in rows["a11-floods-output"].message
     assert rows["a12-eats-memory"].status == "memory" and verdicts(rows["a12-eats-memory"]) == [True] * 10
-    assert rows["a16-syntax-error"].status == "no-class" and "SyntaxError" in rows["a16-syntax-error"].message
-    assert verdicts(rows["a15-after-the-killer"]) == [True] * 10
+    assert rows["a16-syntax-error"].status == "not-defined" and "cell 2: SyntaxError" in rows["a16-syntax-error"].message
     assert rows["a19-misnamed"].status == "misnamed" and "BatchNorm final.ipynb" in rows["a19-misnamed"].message
     assert rows["a20-empty-folder"].status == "missing"
     assert rows["a21-other-course"].status == "unknown-assignment" and "'rnn'" in rows["a21-other-course"].message
-    assert rows["a18-forks-many"].status == "ok" and verdicts(rows["a18-forks-many"]) == [True] * 10
+    assert verdicts(rows["a18-forks-many"]) == [True] * 10
     if pids_cgroup_root():  # where the kit can make a cgroup, processes are capped per sandbox
         assert "RuntimeError: stopped after" in rows["a18-forks-many"].message
 
 
-@pytest.mark.skipif(not bwrap_works(), reason="isolation needs bubblewrap")
 def test_sandbox_hides_course_network_and_other_students(graded):
     course, rows = graded
     assert verdicts(rows["a05-reads-course"]) == [True] * 10, "a submission could read the source notebook"
@@ -169,29 +164,38 @@ def test_outputs(graded):
     columns = set(table[0])
     assert {"student_id", "assignment", "score", "max_score", "status", "message"} <= columns
     assert {f"check_{n}" for n in range(10)} <= columns
-    assert {"extra_registered_parameters", "extra_gradients"} <= columns
-    assert table[0]["extra_gradients"] in ("0", "1")
+    assert {"hidden_registered_parameters", "hidden_gradients"} <= columns
     by_student = {row["student_id"]: row for row in table}
-    assert by_student["a01-solution"]["extra_gradients"] == "1" and by_student["a03-biased-randn"]["extra_gradients"] == "0"
+    assert by_student["a01-solution"]["hidden_gradients"] == "1" and by_student["a03-biased-randn"]["hidden_gradients"] == "0"
     assert by_student["a01-solution"]["score"] == "10" and by_student["a02-skeleton-allclose"]["score"] == "0"
     assert by_student["a04-exit-in-forward"]["check_2"] == "1" and by_student["a04-exit-in-forward"]["check_3"] == "0"
     results = json.loads((out / "a04-exit-in-forward" / "batchnorm" / "results.json").read_text())
     assert results["score"] == 3 and len([t for t in results["tests"] if t["status"] == "passed"]) == 3
-    assert {t["visibility"] for t in results["tests"] if t["name"].startswith("extra")} == {"after_published"}
+    assert {t["visibility"] for t in results["tests"] if t["name"].startswith("hidden")} == {"after_published"}
+    assert results["visibility"] == "visible"  # the total stays visible while hidden checks are hidden
     feedback = (out / "a03-biased-randn" / "batchnorm" / "feedback.html").read_text()
     assert "unbiased variance" in feedback and "assert_check" not in feedback and "probe" not in feedback
-    assert "fix the failures among the ten first" in feedback
-    assert "fix the failures" not in (out / "a01-solution" / "batchnorm" / "feedback.html").read_text()
-    assert (out / "a01-solution" / "batchnorm" / "batchnorm.ipynb").is_file()
+    assert "fix those first" in feedback
+    assert "fix those first" not in (out / "a01-solution" / "batchnorm" / "feedback.html").read_text()
+    assert "6 discussion questions" in feedback
+    syntax = (out / "a16-syntax-error" / "batchnorm" / "feedback.html").read_text()
+    assert syntax.count("cell 2: SyntaxError") == 1 and "No check could look at your code" in syntax
     autograded = nbformat.read(str(out / "a00-source-notebook" / "batchnorm" / "batchnorm.ipynb"), as_version=4)
-    outputs = [c.outputs[0].text for c in autograded.cells if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("check-")]
-    assert outputs == ["Pass\n"] * 10
-    assert (out / "report.png").stat().st_size > 10000 and "Needs your attention" in (out / "report.html").read_text()
+    outputs = [c.outputs[0].text for c in autograded.cells
+               if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("check-")]
+    assert len(outputs) == 10 and all(text.endswith(": Pass\n") for text in outputs)
+    assert not (out / "a19-misnamed" / "batchnorm" / "batchnorm.ipynb").exists()
+    page = (out / "report.html").read_text()
+    assert (out / "report.png").stat().st_size > 10000 and "Needs your attention" in page
+    assert "a01-solution/batchnorm/feedback.html" in page and "10 / 10" in page
+
+
+def test_gradebook_and_nbgrader_feedback(graded):
+    course, _ = graded
     from nbgrader.api import Gradebook
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         assert gradebook.find_submission("batchnorm", "a01-solution").code_score == 10
         assert gradebook.find_submission("batchnorm", "a04-exit-in-forward").code_score == 3
-    # nbgrader's own feedback works on what the kit wrote
     done = subprocess.run(nbgrader_command("generate_feedback", "batchnorm"), cwd=course, capture_output=True,
                           text=True, env=nbgrader_env())
     assert done.returncode == 0, done.stderr
@@ -199,75 +203,83 @@ def test_outputs(graded):
     assert "(Score: 10.0 / 16.0)" in page
 
 
-def test_rerun_grades_nothing_new(graded, monkeypatch):
+def test_grading_never_writes_source_or_release(graded):
+    course, _ = graded
+    for folder in ("source", "release"):
+        for path in (course / folder).rglob("*"):
+            if path.is_file():
+                assert path.read_bytes() == (COURSE / path.relative_to(course)).read_bytes(), path
+
+
+def test_rerun_grades_nothing_new_and_force_grades_again(graded, monkeypatch):
     course, rows = graded
 
     class NoSandbox:
         def __init__(self, *args, **kwargs):
             raise AssertionError("a re-run started a sandbox for an unchanged submission")
 
-    monkeypatch.setattr("gradekit.grade.autograde.Worker", NoSandbox)
-    again = {r.student: r for r in autograde(course, workers=1, quiet=True)}
+    monkeypatch.setattr("gradekit.grade.autograde.Sandbox", NoSandbox)
+    again = {r.student: r for r in autograde(Course(course), workers=1, progress=False)}
     assert {s: verdicts(r) for s, r in again.items()} == {s: verdicts(r) for s, r in rows.items()}
+    monkeypatch.undo()
+    forced = autograde(Course(course), workers=1, students={"a01-solution"}, force=True, progress=False)
+    assert [(r.student, verdicts(r)) for r in forced] == [("a01-solution", [True] * 10)]
+
+
+def test_pass_rates_count_only_submissions_that_ran(graded):
+    _, rows = graded
+    honest = rows["a01-solution"]
+    broken = Result.failed("x", "batchnorm", "malformed", "bad JSON", [r.check for r in honest.checks])
+    assert pass_rates([honest, broken])[0][1] == 1.0
 
 
 def test_interrupted_run_resumes_with_the_same_grades(tmp_path):
     course = copy_course(tmp_path)
-    class_with(course, {f"s{n:02d}": [m.code()] for n, m in enumerate(MUTANTS)})
+    class_with(course, {f"s{n:02d}": [m.code()] for n, m in enumerate(batchnorm.MUTANTS)})
     command = [sys.executable, "-m", "gradekit.cli", "--course", str(course), "autograde", "--workers", "1"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=COURSE)
-    state = course / "autograded" / "state.json"
+    state = course / "autograded" / "state.db"
+
+    def saved():
+        import sqlite3
+        try:
+            with sqlite3.connect(state) as db:
+                return db.execute("SELECT count(*) FROM graded").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (state.exists() and len(json.loads(state.read_text())) >= 3):
+    while time.monotonic() < deadline and saved() < 3:
         time.sleep(0.2)
     process.kill()
     process.wait()
-    partial = len(json.loads(state.read_text()))
-    assert 3 <= partial < len(MUTANTS)
+    assert 3 <= saved() < len(batchnorm.MUTANTS)
     subprocess.run(command, capture_output=True, cwd=COURSE)
     table = {row["student_id"]: row for row in csv.DictReader((course / "autograded" / "grades.csv").open())}
-    for n, mutant in enumerate(MUTANTS):
-        expected = mutant.expected_failures
-        if expected is not None:
+    assert len(table) == len(batchnorm.MUTANTS)
+    for n, mutant in enumerate(batchnorm.MUTANTS):
+        if mutant.expected_failures is not None:
             failed = {k for k in range(10) if table[f"s{n:02d}"][f"check_{k}"] == "0"}
-            assert failed == expected, mutant.name
+            assert failed == mutant.expected_failures, mutant.name
 
 
-def test_without_bubblewrap_verdicts_stay_honest_and_the_weak_mode_is_said(tmp_path):
-    course = copy_course(tmp_path)
-    with open(course / "grader_config.py", "a") as config:
-        config.write('\nc.Sandbox.mode = "none"\n')
-    class_with(course, {"honest": [SOLUTION],
-                        "tamper": [skeleton(), "import torch\ntorch.allclose = lambda *a, **k: True"],
-                        "exits": [SOLUTION.replace("if x.dim() != self.input_rank:", "os._exit(0)\n        if x.dim() != self.input_rank:")
-                                  .replace("import torch", "import os\nimport torch", 1)]})
-    done = subprocess.run([sys.executable, "-m", "gradekit.cli", "--course", str(course), "autograde"],
-                          capture_output=True, text=True, cwd=COURSE)
-    assert done.returncode == 1  # "exits" needs attention
-    assert "Sandbox.mode is 'none': submissions run as plain processes" in done.stderr
-    assert "Traceback" not in done.stderr
-    table = {row["student_id"]: row for row in csv.DictReader((course / "autograded" / "grades.csv").open())}
-    assert table["honest"]["score"] == "10" and table["tamper"]["score"] == "0"
-    assert table["exits"]["score"] == "3" and table["exits"]["status"] == "exited"
+def test_grades_do_not_depend_on_workers_or_runs(tmp_path):
+    """The same class graded from a cold start with 1, 2 and 3 workers: identical rows."""
+    runs = []
+    for workers in (1, 2, 3, 2):
+        course = copy_course(tmp_path / f"run{len(runs)}")
+        class_with(course, {f"s{n:02d}": [m.code()] for n, m in enumerate(batchnorm.MUTANTS)})
+        rows = autograde(Course(course), workers=workers, progress=False)
+        runs.append([(r.student, r.status, [(c.passed, c.message) for c in r.checks]) for r in rows])
+    assert all(run == runs[0] for run in runs[1:])
 
 
 def test_an_unreadable_state_file_means_grading_again(tmp_path, capsys):
     course = copy_course(tmp_path)
     class_with(course, {"solo": [SOLUTION]})
-    state = course / "autograded" / "state.json"
+    state = course / "autograded" / "state.db"
     state.parent.mkdir()
-    state.write_text("{ this is not json")
-    rows = autograde(course, workers=1, quiet=True)
+    state.write_text("this is not a database")
+    rows = autograde(Course(course), workers=1, progress=False)
     assert [verdicts(r) for r in rows] == [[True] * 10]
     assert "unreadable" in capsys.readouterr().err
-    assert "solo/batchnorm" in json.loads(state.read_text())
-
-
-def test_pass_rates_count_only_submissions_that_ran(graded):
-    from gradekit.grade.judge import CheckResult, Result
-    from gradekit.grade.report import pass_rates
-    _, rows = graded
-    honest = rows["a01-solution"]
-    broken = Result("x", "batchnorm", "malformed", "bad JSON", [CheckResult(r.check, False, "bad JSON") for r in honest.checks])
-    checks = [r.check for r in honest.checks]
-    assert pass_rates([honest, broken], checks)["check_0"] == 1.0

@@ -1,45 +1,131 @@
-"""The sandbox's plumbing: observations cross as plain data, a dead sandbox is replaced."""
+"""The sandbox's plumbing: what crosses the wire is plain data within budgets, every submission
+gets a fresh world, and a sandbox that breaks is replaced without blaming anyone."""
 import os
 import signal
+import socket
 
 import numpy
 import pytest
 import torch
 
-from conftest import COURSE
-from gradekit import wire
-from gradekit.assignments.batchnorm.mutants import MUTANTS
-from gradekit.grade.one import Grader
+from gradekit.errors import SandboxError
+from gradekit.grade import sandbox as sandbox_module
+from gradekit.grade.remote import Ended, Namespace, RemoteError
+from gradekit.run import wire
+from mutants import batchnorm
 
-SOLUTION = MUTANTS[0].code()
+SOLUTION = batchnorm.SOLUTION
+
+
+def round_trip(value, refer=lambda o: {"opaque": type(o).__name__}):
+    a, b = socket.socketpair()
+    blobs = []
+    wire.send(a, {"ok": wire.encode(value, refer, blobs)}, blobs)
+    document, tensors, _ = wire.receive(b)
+    return wire.decode(document["ok"], tensors, lambda tag: None, text=wire.clean_text)
+
 
 
 def test_wire_round_trips_plain_data():
-    value = {"t": torch.randn(3, 4, dtype=torch.float64), "shape": (1, 2), "flags": [True, None, "x", 1.5],
-             "half": torch.ones(2, dtype=torch.bfloat16), "empty": torch.empty(0, 3)}
-    back = wire.decode(wire.encode(value))
-    assert torch.equal(back["t"], value["t"]) and back["t"].dtype == torch.float64
-    assert back["shape"] == (1, 2) and back["flags"] == [True, None, "x", 1.5]
-    assert back["half"].dtype == torch.bfloat16 and back["empty"].shape == (0, 3)
+    value = {"shape": (1, 2), "flags": [True, None, "x", 1.5], "size": torch.Size([3, 4]), "dtype": torch.float64}
+    assert round_trip(value) == value
+    back = round_trip(numpy.zeros(2))
+    assert isinstance(back, wire.Opaque) and back.type_name == "ndarray"
 
 
-def test_wire_turns_foreign_objects_into_markers():
-    back = wire.decode(wire.encode({"array": numpy.zeros(2), "obj": object()}))
-    assert back == {"array": wire.Unsupported("ndarray"), "obj": wire.Unsupported("object")}
+def test_tensors_cross_as_safetensors():
+    a, b = socket.socketpair()
+    tensors = [torch.randn(3, 4, dtype=torch.float64), torch.ones(2, dtype=torch.bfloat16), torch.empty(0, 3),
+               torch.arange(6).reshape(2, 3).t()]
+    blobs = [wire.tensor_bytes(t) for t in tensors]
+    wire.send(a, {"ok": [{"tensor": str(i)} for i in range(len(blobs))]}, blobs)
+    document, received, _ = wire.receive(b)
+    back = wire.decode(document["ok"], received, None)
+    for sent, got in zip(tensors, back):
+        assert got.dtype == sent.dtype and torch.equal(got, sent)
 
 
-@pytest.mark.parametrize("payload", [b"", b"\x05\x00\x00\x00\x00\x00\x00\x00{bad}",
-                                     wire.encode({"t": torch.ones(4)})[:-3],
-                                     b"\x16\x00\x00\x00\x00\x00\x00\x00" + b'{"tensor": "object"}  '])
-def test_wire_rejects_malformed_answers(payload):
+@pytest.mark.parametrize("document", [
+    {"tensor": "0"},  # refers to data the frame does not hold
+    {"tuple": [1], "dict": {}},  # two tags
+    {"dtype": "object"},
+    {"size": ["a"]},
+    {"device": "cuda:0"},
+], ids=["missing-tensor", "two-tags", "bad-dtype", "bad-size", "device"])
+def test_decode_rejects_malformed_values(document):
     with pytest.raises(wire.WireError):
-        wire.decode(payload)
+        wire.decode(document, {}, None)
 
 
-def test_a_sandbox_that_died_between_jobs_is_replaced():
-    with Grader("batchnorm", COURSE) as grader:
-        assert grader.grade_cells("first", [SOLUTION]).passed_ten == 10
-        os.killpg(grader.worker.process.pid, signal.SIGKILL)
-        grader.worker.process.wait()
-        second = grader.grade_cells("second", [SOLUTION])
-        assert second.status == "ok" and second.passed_ten == 10
+def test_decode_refuses_deep_nesting_without_recursing():
+    deep = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(wire.WireError, match="deeply"):
+        wire.decode(deep, {}, None)
+
+
+def test_receive_refuses_frames_over_budget_and_malformed_buffers():
+    a, b = socket.socketpair()
+    a.sendall(wire.FRAME.pack(10, 1 << 40))
+    with pytest.raises(wire.WireError, match="budget"):
+        wire.receive(b, budget=1 << 20)
+    a.sendall(wire.FRAME.pack(2, 16) + b"{}" + b"\xff" * 16)
+    with pytest.raises(wire.WireError, match="malformed tensor"):
+        wire.receive(b)
+
+
+def test_clean_text_keeps_text_and_removes_what_could_hurt():
+    assert wire.clean_text("fine\ttext\nhere") == "fine\ttext\nhere"
+    cleaned = wire.clean_text("a\ud800b\x1b[31mc\x00" + "x" * 5000)
+    cleaned.encode("utf-8")  # valid UTF-8
+    assert "\x1b" not in cleaned and "\x00" not in cleaned and len(cleaned) <= wire.MAX_TEXT
+
+
+def test_every_submission_gets_a_fresh_world(sandbox):
+    traces = ("import os\nopen('/tmp/trace', 'w').write('x')\nopen('/dev/shm/trace', 'w').write('x')\n"
+              "os.chmod('/tmp', 0)")
+    for _ in range(2):
+        session = sandbox.open()
+        ns = Namespace(session)
+        errors = session.request("cells", cells=[(1, "import os\nseen = [os.path.exists(p) for p in "
+                                                    "('/tmp/trace', '/dev/shm/trace')]\n" + traces)], names=[])
+        assert errors["errors"] == [] and ns.seen == [False, False]
+        assert sandbox.finish(session)["exit"] == 0
+
+
+def test_the_kit_is_not_visible_inside(sandbox):
+    session = sandbox.open()
+    probe = ("import os, sys\nfound = sorted(os.listdir('/opt/gradekit/gradekit'))\n"
+             "try:\n    import gradekit.assignments\n    imported = True\nexcept ImportError:\n    imported = False\n")
+    session.request("cells", cells=[(1, probe)], names=[])
+    ns = Namespace(session)
+    assert ns.found == ["run"] and ns.imported is False
+    sandbox.finish(session)
+
+
+def test_student_errors_are_data_and_a_hang_is_cut_at_the_deadline(sandbox, monkeypatch):
+    session = sandbox.open()
+    session.request("cells", cells=[(1, SOLUTION)], names=["BatchNorm"])
+    ns = Namespace(session)
+    with pytest.raises(RemoteError, match="ValueError"):
+        ns.BatchNorm((1, 2, 3))
+    session.deadline = 0  # as if the wall-clock cap had passed
+    with pytest.raises(Ended, match="timeout"):
+        ns.BatchNorm((4, 5))
+    assert sandbox.finish(session)["killed"] is True
+
+
+def test_a_sandbox_that_died_between_jobs_is_replaced(grade, sandbox):
+    assert [r.passed for r in grade("batchnorm", SOLUTION).core] == [True] * 10
+    os.killpg(sandbox.process.pid, signal.SIGKILL)
+    sandbox.process.wait()
+    second = grade("batchnorm", SOLUTION)
+    assert second.status == "ok" and [r.passed for r in second.core] == [True] * 10
+
+
+def test_the_kit_refuses_to_grade_unsandboxed_unless_told(monkeypatch):
+    monkeypatch.setattr(sandbox_module, "bwrap_problem", lambda: "bubblewrap is not installed")
+    with pytest.raises(SandboxError, match="Sandbox.mode = 'none'"):
+        sandbox_module.check_mode("bwrap")
+    sandbox_module.check_mode("none")  # opted into: no error

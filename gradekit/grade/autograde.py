@@ -1,228 +1,184 @@
-"""Grade a class: every submitted/<student>/<assignment>/<notebook>.ipynb, in parallel sandboxes.
+"""Grade a class: every submission under submitted/, in parallel sandboxes, resumably.
 
-Resumable: each finished submission is saved at once in autograded/state.json (atomically),
-keyed by a digest of the notebook's bytes and of the battery; a re-run grades only what is new or
-changed, and an interrupted run picks up where it stopped. The outputs (grades.csv, gradebook,
-autograded notebooks, feedback, Gradescope results, class report) are then written from that state.
+Before any worker starts, each assignment's Battery is built (inputs and expectations, made
+once) and the gradebook is read once. Workers (one thread and one sandbox each; the sandboxes
+boot together, while the class is read) then take submissions from a queue, grade them, write
+their files and save them in state.db as they go. At the end the gradebook gets every new
+score in one transaction, and grades.csv and the report are written once.
+
+A submission is graded again only when its notebook, its timestamp, the checks or the caps
+changed (or with --force). Whatever goes wrong with one submission (unreadable, hostile, or a
+bug of the grader's own) ends in that row's status, and the batch goes on.
 """
 import hashlib
-import importlib
 import json
 import queue
 import sys
 import threading
-from pathlib import Path
 
-from gradekit import assignment as assignments
-from gradekit import config as kit_config
+from tqdm import tqdm
+
+from gradekit import contract, selfcheck
 from gradekit.errors import SandboxError
-from gradekit.grade import gradebook, outputs, report
-from gradekit.grade.judge import NOT_RUN, CheckResult, Result, judge_run
-from gradekit.grade.sandbox import WEAK_MODE_WARNING, Worker, resolve_mode
-from gradekit.notebook import SubmissionError, code_cells
-from gradekit.store import write_atomically
+from gradekit.grade import gradebook, outputs
+from gradekit.grade.battery import Battery
+from gradekit.grade.discover import discover
+from gradekit.grade.results import RETRY, Result
+from gradekit.grade.sandbox import Sandbox, check_mode
+from gradekit.grade.state import State
+from gradekit.grade.submission import SubmissionError, code_cells, read_bytes
 
-STATE = "state.json"
+
+def batteries_for(course, names):
+    return {name: Battery(contract.get(name), course.grading.hidden_points) for name in sorted(names)}
 
 
-def discover(course):
-    """(student, assignment name, notebook path or None, problem or None) for each submission folder."""
-    found = []
-    submitted = course / "submitted"
-    for student_dir in sorted(p for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []:
-        assignment_dirs = sorted(p for p in student_dir.iterdir() if p.is_dir())
-        if not assignment_dirs:
-            found.append((student_dir.name, "", None, ("missing", "no assignment folder in the submission")))
-        for folder in assignment_dirs:
-            try:
-                assignment = assignments.get(folder.name)
-            except assignments.UnknownAssignment as error:
-                found.append((student_dir.name, folder.name, None, ("unknown-assignment", str(error))))
+def autograde(course, workers=None, students=None, force=False, progress=None):
+    """Grade what is new or changed; return every row (Result), in a stable order."""
+    check_mode(course.sandbox.mode)
+    if course.sandbox.mode == "none":
+        from gradekit.grade.sandbox import WEAK_MODE
+        print(f"warning: {WEAK_MODE}", file=sys.stderr)
+    submissions = discover(course, students)
+    known = [s for s in submissions if not s.problem]
+    batteries = batteries_for(course, {s.assignment for s in known})
+    cells = gradebook.known_cells(course, [b.assignment for b in batteries.values()])
+    state = State(course.autograded / "state.db")
+    try:
+        graded = state.all()
+        results, todo, changed = {}, [], set()
+        for s in submissions:
+            battery = batteries.get(s.assignment)
+            if s.problem:
+                checks = battery.checks if battery else (contract.get(s.assignment).scored_checks(course.grading.hidden_points)
+                                                         if s.assignment in contract.names() else [])
+                results[s.key] = Result.failed(s.student, s.assignment, *s.problem, checks)
                 continue
-            notebook = folder / assignment.notebook
-            if notebook.is_file():
-                found.append((student_dir.name, folder.name, notebook, None))
+            digest = _digest(s, battery, course)
+            saved = graded.get(s.key)
+            if saved and saved[0] == digest and not force:
+                result = Result.from_record(s.student, s.assignment, saved[1], battery.checks)
+                results[s.key] = result
+                if not outputs.written(course, battery.assignment, result):
+                    outputs.write_submission(course, battery.assignment, result, s.notebook, cells[s.assignment])
                 continue
-            others = sorted(p.name for p in folder.glob("*.ipynb"))
-            if others:
-                problem = ("misnamed", f"expected {assignment.notebook}, found {', '.join(others)}: rename it and re-run")
-            else:
-                problem = ("missing", f"no {assignment.notebook} in the submission")
-            found.append((student_dir.name, folder.name, None, problem))
-    return found
+            todo.append((s, battery, digest))
+        bar = tqdm(total=len(todo), unit="submission", desc="grading", file=sys.stderr,
+                   disable=None if progress is None else not progress)  # None: only on a terminal
+        for s, result in _grade_all(course, todo, cells, state, workers or course.grading.worker_count(), bar):
+            results[s.key] = result
+            changed.add(s.key)
+        bar.close()
+    finally:
+        state.close()
+    rows = [results[s.key] for s in submissions]
+    _record(course, submissions, rows, changed, batteries)
+    checks = {}
+    for battery in batteries.values():
+        for check in battery.checks:
+            checks.setdefault(check.key, check)
+    outputs.write_class(course, rows, list(checks.values()))
+    return rows
 
 
-def battery_fingerprint(assignment, limits, grading):
-    """Changes when anything that decides a verdict changes: the check modules, the caps, the points."""
-    digest = hashlib.sha256()
-    for module in assignment.modules:
-        digest.update(Path(importlib.import_module(module).__file__).read_bytes())
-    digest.update(json.dumps([limits.trait_values(), grading.extra_points], sort_keys=True, default=str).encode())
+def _digest(submission, battery, course):
+    """Changes when anything that decides this row changes: the notebook, its submission time,
+    the checks and their points, the caps."""
+    digest = hashlib.sha256(battery.fingerprint.encode())
+    digest.update(json.dumps(course.sandbox.trait_values(), sort_keys=True, default=str).encode())
+    for name in (submission.notebook, submission.folder / "timestamp.txt"):
+        try:
+            digest.update(hashlib.sha256(read_bytes(name)).digest())
+        except SubmissionError as error:
+            digest.update(str(error).encode())
     return digest.hexdigest()
 
 
-class Progress:
-    """A one-line progress bar on stderr."""
-
-    def __init__(self, total, stream=sys.stderr):
-        self.total, self.done, self.stream = total, 0, stream
-
-    def step(self, label):
-        self.done += 1
-        if self.stream is None:
-            return
-        width = 30
-        filled = width * self.done // max(self.total, 1)
-        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {label[:30]:<30}")
-        if self.done == self.total:
-            self.stream.write("\n")
-        self.stream.flush()
-
-
-def autograde(course=".", workers=None, quiet=False):
-    """Grade everything new or changed; return every row (list of Result), in a stable order."""
-    course = Path(course)
-    config = kit_config.load(course)
-    limits, grading = kit_config.Sandbox(config=config), kit_config.Grading(config=config)
-    if resolve_mode(limits.mode) == "none":
-        why = "Sandbox.mode is 'none'" if limits.mode == "none" else "bubblewrap is not available"
-        print(f"warning: {why}: {WEAK_MODE_WARNING}", file=sys.stderr)
-    out = course / "autograded"
-    state_path = out / STATE
-    state = _load_state(state_path)
-    submissions = discover(course)
-
-    problems, todo, batteries = {}, [], {}  # batteries: name -> (checks, fingerprint), made once
-    for student, name, notebook, problem in submissions:
-        key = f"{student}/{name}"
-        if problem:
-            problems[key] = Result(student, name, *problem, [])
-            continue
-        assignment = assignments.get(name)
-        if name not in batteries:
-            batteries[name] = (assignment.checks(grading.extra_points), battery_fingerprint(assignment, limits, grading))
-        checks, fingerprint = batteries[name]
-        digest = hashlib.sha256(notebook.read_bytes()).hexdigest() + fingerprint
-        if state.get(key, {}).get("digest") == digest:
-            continue  # unchanged since it was graded
-        todo.append((key, student, assignment, checks, notebook, digest))
-
-    progress = Progress(len(todo), stream=None if quiet else sys.stderr)
-    lock = threading.Lock()
-
-    def save(key, result, digest):
-        with lock:
-            state[key] = {"digest": digest, "result": to_dict(result)}
-            write_atomically(state_path, json.dumps(state, indent=1, sort_keys=True))
-            progress.step(key)
-
-    _grade_all(todo, limits, workers or grading.worker_count(), save)
-    results = []
-    for student, name, _notebook, _problem in submissions:
-        key = f"{student}/{name}"
-        if key in problems:
-            results.append(problems[key])
-        else:
-            results.append(from_dict(state[key]["result"], batteries[name][0]))
-    return results
-
-
-def _load_state(path):
-    """What earlier runs graded; an unreadable file (edited by hand, say) means grading everything again."""
-    if not path.is_file():
-        return {}
-    try:
-        state = json.loads(path.read_text())
-        if isinstance(state, dict):
-            return state
-    except (ValueError, OSError):
-        pass
-    print(f"warning: {path} is unreadable; grading every submission again", file=sys.stderr)
-    return {}
-
-
-def _grade_all(todo, limits, worker_count, save):
-    """Grade `todo` on `worker_count` sandboxes (one thread each); `save` is called as each finishes."""
+def _grade_all(course, todo, cells, state, worker_count, bar):
+    """Yield (submission, Result) as workers finish them."""
+    if not todo:
+        return
     jobs = queue.Queue()
     for job in todo:
         jobs.put(job)
-    errors = []
-
-    def work():
-        sandboxes = {}
-        try:
-            while True:
-                try:
-                    key, student, assignment, checks, notebook, digest = jobs.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    cells = code_cells(notebook)
-                except SubmissionError as error:
-                    save(key, Result.all_failed(student, assignment.name, error.status, str(error), checks), digest)
-                    continue
-                if assignment.name not in sandboxes:
-                    sandboxes[assignment.name] = Worker(assignment, limits, limits.mode, workers=worker_count)
-                try:
-                    run = sandboxes[assignment.name].run(cells, checks)
-                except SandboxError as error:  # not the student's doing: no digest, so a re-run retries it
-                    save(key, Result.all_failed(student, assignment.name, "sandbox-error", str(error), checks), "")
-                    continue
-                save(key, judge_run(student, assignment, run, checks, limits), digest)
-        except Exception as error:  # a grader bug: stop this thread, report after the others finish
-            errors.append(error)
-        finally:
-            for sandbox in sandboxes.values():
-                sandbox.stop()
-
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(worker_count, len(todo))))]
+    done = queue.Queue()
+    count = max(1, min(worker_count, len(todo)))
+    sandboxes = [Sandbox(course.sandbox, workers=count) for _ in range(count)]
+    for sandbox in sandboxes:  # boot together; each worker waits for its own
+        sandbox.start()
+    threads = [threading.Thread(target=_work, args=(course, sandbox, jobs, done, cells, state), daemon=True)
+               for sandbox in sandboxes]
     for thread in threads:
         thread.start()
+    for _ in todo:
+        submission, result = done.get()
+        bar.update()
+        bar.set_postfix_str(f"{submission.student[:20]}: {result.status}", refresh=False)
+        yield submission, result
     for thread in threads:
         thread.join()
-    if errors:
-        raise errors[0]
 
 
-def to_dict(result):
-    return {"student": result.student, "assignment": result.assignment, "status": result.status,
-            "message": result.message,
-            "checks": {r.check.key: {"passed": r.passed, "message": r.message} for r in result.checks}}
+def _work(course, sandbox, jobs, done, cells, state):
+    try:
+        while True:
+            try:
+                submission, battery, digest = jobs.get_nowait()
+            except queue.Empty:
+                return
+            result = _grade_one(course, sandbox, submission, battery, cells[submission.assignment])
+            if result.status not in RETRY:
+                state.save(submission.student, submission.assignment, digest, result.record())
+            done.put((submission, result))
+    finally:
+        sandbox.stop()
 
 
-def from_dict(data, checks):
-    verdicts = data.get("checks", {})
-    results = [CheckResult(c, verdicts.get(c.key, {}).get("passed", False),
-                           verdicts.get(c.key, {}).get("message", "not graded")) for c in checks]
-    return Result(data["student"], data["assignment"], data["status"], data["message"], results)
+def _grade_one(course, sandbox, submission, battery, cells):
+    """One row, whatever happens: the fault boundary of a submission."""
+    assignment = battery.assignment
+    try:
+        try:
+            source = code_cells(submission.notebook, assignment.kit_cell)
+        except SubmissionError as error:
+            result = Result.failed(submission.student, assignment.name, error.status, str(error), battery.checks)
+        else:
+            try:
+                result = battery.grade(sandbox, submission.student, source)
+            except SandboxError as error:  # not the student's doing: not saved, so a re-run retries it
+                return Result.failed(submission.student, assignment.name, "sandbox-error", str(error), battery.checks)
+        note = outputs.write_submission(course, assignment, result, submission.notebook, cells)
+        if note:
+            result.message = "; ".join(m for m in (result.message, note) if m)
+        return result
+    except Exception as error:  # a bug of the grader's own: this row says so, the class goes on
+        return Result.failed(submission.student, assignment.name, "grader-error",
+                             f"the grader failed on this submission ({selfcheck.first_line(error)}): please report it",
+                             battery.checks)
+
+
+def _record(course, submissions, rows, changed, batteries):
+    """Scores into nbgrader's gradebook: the rows graded now, and any the gradebook lacks."""
+    present = gradebook.recorded(course)
+    graded = []
+    for submission, result in zip(submissions, rows):
+        if not result.ran or result.status in RETRY or submission.assignment not in batteries:
+            continue
+        if submission.key in changed or submission.key not in present:
+            graded.append((batteries[submission.assignment].assignment, result,
+                           gradebook.read_timestamp(submission.folder)))
+    if graded:
+        gradebook.record(course, graded)
 
 
 def needs_attention(results):
     return [r for r in results if r.status != "ok"]
 
 
-def write_outputs(course, results):
-    """Everything the class's grading produces, from the graded rows."""
-    course = Path(course)
-    out = course / "autograded"
-    grading = kit_config.Grading(config=kit_config.load(course))
-    graded_assignments = sorted({r.assignment for r in results if r.checks})
-    columns = {}
-    for name in graded_assignments:
-        for check in assignments.get(name).checks(grading.extra_points):
-            columns.setdefault(check.key, check)
-    outputs.write_grades_csv(out / "grades.csv", results, list(columns.values()))
-    for name in graded_assignments:
-        gradebook.ensure_assignment(course, assignments.get(name))
-    for result in results:
-        if not result.checks:
-            continue
-        assignment = assignments.get(result.assignment)
-        folder = out / result.student / result.assignment
-        gradebook.record(course, assignment, result)
-        submitted = course / "submitted" / result.student / result.assignment / assignment.notebook
-        if result.status not in NOT_RUN:
-            gradebook.write_autograded_notebook(course, assignment, result, submitted, folder / assignment.notebook)
-        outputs.write_gradescope_results(folder / "results.json", result)
-        write_atomically(folder / "feedback.html", outputs.feedback_html(result, grading.show_hints))
-    report.write(results, list(columns.values()), out)
+def grade_file(course, assignment, path, student=None):
+    """Grade one notebook (or .py file) in a sandbox of its own: `gradekit check`, the pytest
+    battery, Gradescope. A file that cannot be read raises SubmissionError (one line)."""
+    cells = code_cells(path, assignment.kit_cell)
+    battery = Battery(assignment, course.grading.hidden_points)
+    with Sandbox(course.sandbox) as sandbox:
+        return battery.grade(sandbox, student or str(path), cells)

@@ -1,73 +1,207 @@
-"""Hand results to nbgrader: scores in its gradebook and autograded notebooks in its layout, so
-`nbgrader generate_feedback`, `nbgrader export` and formgrader (for the hand-graded questions) work."""
+"""Hand results to nbgrader: scores, submission times and late penalties in its gradebook, and
+autograded notebooks in its layout, so formgrader, `nbgrader generate_feedback` and `nbgrader
+export` work as they always do.
+
+Grading never writes source/ or release/: an assignment the gradebook does not know yet is
+recorded from the committed source notebook by nbgrader's own preprocessors, in memory. The
+gradebook is opened twice per run (before grading, to read the cells; after, to write every
+score in one transaction), never once per submission.
+"""
 import os
 import warnings
+from types import SimpleNamespace
 
 import nbformat
 from nbformat.v4 import new_output
-from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.preprocessors import OverwriteCells
+from nbgrader.api import (Assignment, Comment, Grade, Gradebook, MissingEntry, Student, SubmittedAssignment,
+                          SubmittedNotebook)
+from nbgrader.converters import GenerateAssignment
+from nbgrader.nbgraderformat import ValidationError
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, NbGraderPreprocessor,
+                                    OverwriteCells, SaveCells)
+from nbgrader.utils import parse_utc
 
-from gradekit.assign.release import nbgrader_env, release
-from gradekit.store import write_atomically
-
-
-def db_url(course):
-    os.environ["PATH"] = nbgrader_env()["PATH"]  # nbgrader's Gradebook runs `alembic` from PATH
-    return f"sqlite:///{(course / 'gradebook.db').resolve()}"
-
-
-def ensure_assignment(course, assignment):
-    """The gradebook knows an assignment's grade cells once nbgrader has generated it."""
-    with Gradebook(db_url(course)) as gradebook:
-        try:
-            gradebook.find_notebook(_stem(assignment), assignment.name)
-            return
-        except MissingEntry:
-            pass
-    release(assignment, course)
+from gradekit.build.release import nbgrader_env
+from gradekit.errors import KitError
+from gradekit.grade.submission import SubmissionError, read_bytes
 
 
-def record(course, assignment, result):
-    """Scores of the autograded cells (check-0 ... check-9, extra-checks) for one student."""
-    with Gradebook(db_url(course)) as gradebook, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # nbgrader's add_submission trips SQLAlchemy autoflush warnings
-        gradebook.update_or_create_student(result.student)
-        try:
-            gradebook.find_submission(assignment.name, result.student)
-        except MissingEntry:
-            gradebook.add_submission(assignment.name, result.student)
-        for cell_id, score in _cell_scores(result).items():
+def open_gradebook(course):
+    # nbgrader runs `alembic` from PATH when it creates a gradebook: this venv's, whatever the caller's PATH.
+    os.environ["PATH"] = nbgrader_env()["PATH"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Gradebook(course.db_url, course.directory.course_id)
+
+
+def known_cells(course, assignments):
+    """{assignment name: the source cells nbgrader keeps for it}, recording any assignment the
+    gradebook lacks from its committed source notebook."""
+    cells = {}
+    with open_gradebook(course) as gradebook:
+        for assignment in assignments:
+            stem = assignment.notebook.removesuffix(".ipynb")
             try:
-                grade = gradebook.find_grade(cell_id, _stem(assignment), assignment.name, result.student)
+                notebook = gradebook.find_notebook(stem, assignment.name)
             except MissingEntry:
-                continue
-            grade.auto_score = score
-            grade.needs_manual_grade = False
-        gradebook.db.commit()
+                _record_assignment(course, assignment, gradebook)
+                notebook = gradebook.find_notebook(stem, assignment.name)
+            cells[assignment.name] = SourceCells(notebook)
+    return cells
 
 
-def write_autograded_notebook(course, assignment, result, submitted_path, target):
-    """The submission with nbgrader's given and test cells restored, each check's verdict as output."""
-    notebook = nbformat.read(str(submitted_path), as_version=4)
-    resources = {"nbgrader": {"notebook": _stem(assignment), "assignment": assignment.name,
-                              "db_url": db_url(course)}}
-    notebook, _ = OverwriteCells().preprocess(notebook, resources)
-    verdicts = {f"check-{r.check.number}": r for r in result.ten}
+def _record_assignment(course, assignment, gradebook):
+    """nbgrader generate_assignment's steps up to SaveCells, on the committed source notebook."""
+    path = course.source(assignment)
+    if not path.is_file():
+        raise KitError(f"{path} is missing: run `make release` to build the assignment first")
+    notebook = nbformat.read(str(path), as_version=4)
+    gradebook.update_or_create_assignment(assignment.name)
+    resources = {"nbgrader": {"db_url": course.db_url, "assignment": assignment.name,
+                              "notebook": assignment.notebook.removesuffix(".ipynb")}}
+    steps = course.config.GenerateAssignment.get("preprocessors") or \
+        GenerateAssignment.class_traits()["preprocessors"].default()
+    for step in steps:
+        notebook, resources = step(config=course.config).preprocess(notebook, resources)
+        if step is SaveCells or issubclass(step, SaveCells):
+            return
+    raise KitError("nbgrader's GenerateAssignment preprocessors do not include SaveCells")
+
+
+class SourceCells:
+    """A snapshot of what nbgrader knows of an assignment's notebook, for OverwriteCells."""
+
+    def __init__(self, notebook):
+        self.source = {c.name: SimpleNamespace(name=c.name, cell_type=c.cell_type, locked=c.locked,
+                                               checksum=c.checksum, source=c.source) for c in notebook.source_cells}
+        self.graded = {c.name: SimpleNamespace(name=c.name, max_score=c.max_score) for c in notebook.grade_cells}
+
+    def find_source_cell(self, name, notebook, assignment):
+        return self._find(self.source, name)
+
+    def find_graded_cell(self, name, notebook, assignment):
+        return self._find(self.graded, name)
+
+    @staticmethod
+    def _find(cells, name):
+        if name not in cells:
+            raise MissingEntry(name)
+        return cells[name]
+
+
+class OverwriteFromSnapshot(OverwriteCells):
+    """nbgrader's OverwriteCells (given and test cells restored from the source, points and
+    locks checked), reading the source cells from a snapshot instead of the database."""
+
+    def __init__(self, cells, **kwargs):
+        super().__init__(**kwargs)
+        self.snapshot = cells
+
+    def preprocess(self, nb, resources):
+        self.notebook_id = resources["nbgrader"]["notebook"]
+        self.assignment_id = resources["nbgrader"]["assignment"]
+        self.gradebook = self.snapshot
+        return NbGraderPreprocessor.preprocess(self, nb, resources)
+
+
+def autograded_notebook(submitted_path, assignment, result, cells):
+    """The submission in nbgrader's autograded form: outputs cleared, nbgrader metadata checked,
+    given and test cells restored, each check's verdict as the output of its test cell. None when
+    the notebook cannot be put in that form (its result stands; the row says so)."""
+    try:
+        notebook = nbformat.reads(read_bytes(submitted_path).decode("utf-8"), as_version=4)
+    except (SubmissionError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    resources = {"nbgrader": {"notebook": assignment.notebook.removesuffix(".ipynb"), "assignment": assignment.name}}
+    try:
+        for step in (ClearOutput(), CheckCellMetadata(), OverwriteFromSnapshot(cells)):
+            notebook, resources = step.preprocess(notebook, resources)
+    except (ValidationError, RuntimeError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    by_cell = {}
+    for r in result.checks:
+        by_cell.setdefault(r.check.cell, []).append(r)
     for cell in notebook.cells:
-        verdict = verdicts.get(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id"))
-        if verdict is not None:
-            text = "Pass\n" if verdict.passed else f"FAIL: {verdict.message}\n"
+        verdicts = by_cell.get(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id"))
+        if verdicts:
+            text = "".join(f"{r.check.label}: Pass\n" if r.passed else f"{r.check.label}: FAIL: {r.message}\n"
+                           for r in verdicts)
             cell.outputs = [new_output("stream", name="stdout", text=text)]
-    write_atomically(target, nbformat.writes(notebook))
+    return nbformat.writes(notebook)
 
 
-def _cell_scores(result):
-    scores = {f"check-{r.check.number}": r.points for r in result.ten}
-    if result.extra:
-        scores["extra-checks"] = sum(r.points for r in result.extra)
-    return scores
+def read_timestamp(folder):
+    """The submission time `nbgrader collect` wrote beside the notebook, or None."""
+    try:
+        text = read_bytes(folder / "timestamp.txt").decode("utf-8").strip()
+        return parse_utc(text) if text else None
+    except (SubmissionError, UnicodeDecodeError, ValueError, OverflowError):
+        return None
 
 
-def _stem(assignment):
-    return assignment.notebook.removesuffix(".ipynb")
+def recorded(course):
+    """{(student, assignment)} of the submissions the gradebook holds."""
+    with open_gradebook(course) as gradebook:
+        rows = gradebook.db.query(SubmittedAssignment.student_id, Assignment.name).join(
+            Assignment, Assignment.id == SubmittedAssignment.assignment_id)
+        return {(student, name) for student, name in rows}
+
+
+def record(course, graded):
+    """Write [(assignment, Result, timestamp)] into the gradebook in one transaction: the auto
+    scores of the test cells, the submission time, nbgrader's late penalty. Hand-graded cells
+    keep whatever the instructor entered."""
+    penalties = AssignLatePenalties(config=course.config)
+    penalties.init_plugin()
+    with open_gradebook(course) as gradebook:
+        session = gradebook.db
+        students = {s.id for s in session.query(Student.id)}
+        for assignment, result, timestamp in graded:
+            if result.student not in students:
+                session.add(Student(id=result.student))
+                students.add(result.student)
+            submission = _submission(gradebook, assignment.name, result.student)
+            submission.timestamp = timestamp
+            notebook = next(n for n in submission.notebooks if n.name == assignment.notebook.removesuffix(".ipynb"))
+            scores = {}
+            for r in result.checks:
+                scores[r.check.cell] = scores.get(r.check.cell, 0.0) + r.points
+            cell_names = {cell.id: cell.name for cell in notebook.notebook.grade_cells}
+            for grade in notebook.grades:
+                name = cell_names.get(grade.cell_id)
+                if name in scores:
+                    grade.auto_score = scores[name]
+                    grade.needs_manual_grade = False
+            notebook.late_submission_penalty = None
+            late = submission.total_seconds_late
+            if late > 0:
+                penalty = penalties.plugin_inst.late_submission_penalty(result.student, result.score, late)
+                if penalty is not None:
+                    notebook.late_submission_penalty = min(max(penalty, 0), result.score)
+        session.commit()
+
+
+def _submission(gradebook, assignment_name, student):
+    """The student's submission, created with the assignment's structure (as nbgrader's
+    add_submission does, without committing)."""
+    try:
+        return gradebook.find_submission(assignment_name, student)
+    except MissingEntry:
+        pass
+    session = gradebook.db
+    assignment = gradebook.find_assignment(assignment_name)
+    with session.no_autoflush:
+        submission = SubmittedAssignment(assignment=assignment, student_id=student)
+        for notebook in assignment.notebooks:
+            submitted = SubmittedNotebook(notebook=notebook, assignment=submission)
+            for cell in notebook.grade_cells:
+                Grade(cell_id=cell.id, notebook=submitted)
+            for cell in notebook.solution_cells:
+                Comment(cell_id=cell.id, notebook=submitted)
+            for cell in notebook.task_cells:
+                Comment(cell_id=cell.id, notebook=submitted)
+                Grade(cell_id=cell.id, notebook=submitted)
+        session.add(submission)  # after the structure: the add cascades down to it
+    session.flush()
+    return submission
+

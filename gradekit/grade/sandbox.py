@@ -1,89 +1,91 @@
-"""The grader's side of a sandbox: start one, hand it submissions, read back observations.
+"""The grader's side of a sandbox: start one, open a fresh student process in it per submission.
 
-A `Worker` owns one sandboxed zygote (gradekit.grade.zygote). With bubblewrap the sandbox sees
-the Python install, the virtual environment and the kit's package, read-only, and a private
-/tmp; no course files, no home, no network, its own PID namespace (it cannot signal the grader),
-and no further user namespaces. Without bubblewrap (`Sandbox.mode = "none"`, or "auto" where
-bwrap does not work) the same zygote runs as a plain child process: caps still apply, but the
-code can read what the grader's user can read and reach the network.
+A `Sandbox` is one bubblewrap box holding a zygote (gradekit/run/zygote.py). The box sees the
+Python install and the virtual environment read-only, and of the kit only gradekit/run (checks,
+hidden checks and solutions stay outside); it has no course files, no home, no network, its own
+PID and user namespaces, and a pids cgroup where the grader may make one. Each submission gets a
+fresh world inside it (gradekit/run/world.py) and a socket to the grader of its own.
+
+With `Sandbox.mode = "none"` in grader_config.py (weak mode, opted into) the zygote runs as a
+plain child process: the resource caps still apply, isolation does not.
 """
-import json
 import os
-import select
 import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import gradekit
-from gradekit import wire
+import gradekit.run
 from gradekit.errors import SandboxError
-from gradekit.grade.probe import FRAME, MAX_FRAME
-from gradekit.grade.zygote import LENGTH
+from gradekit.grade.remote import Session
+from gradekit.run import wire
 
-WEAK_MODE_WARNING = ("submissions run as plain processes with CPU, memory, time and output caps only; they "
-                     "can read files the grader can read and reach the network. Install bubblewrap "
-                     "(apt-get install bubblewrap) and set Sandbox.mode to 'auto' for full isolation.")
 START_SECONDS = 120  # importing torch on a busy machine
+RUN_PACKAGE = Path(gradekit.run.__file__).resolve().parent
+INSIDE = "/opt/gradekit"  # where gradekit/run is mounted in the box (as gradekit.run)
+WEAK_MODE = ("Sandbox.mode is 'none': submissions run as plain processes with CPU, memory, time and "
+             "process caps only; they can read what the grader's user can read and reach the network")
 
 
-@dataclass
-class ProbeRun:
-    """What came back from running one submission."""
-
-    cell_errors: list = field(default_factory=list)
-    missing_class: str | None = None
-    observations: dict = field(default_factory=dict)  # (module, index) -> (obs, error)
-    notes: list = field(default_factory=list)
-    ended: dict = field(default_factory=dict)  # how the child ended, from the zygote
-    complete: bool = False  # the child sent its last frame
+def _bwrap_base():
+    return ["bwrap", "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
+            "--cap-add", "CAP_SYS_ADMIN", "--disable-userns", "--die-with-parent", "--new-session"]
 
 
 @cache
-def bwrap_works():
-    path = shutil.which("bwrap")
-    if not path:
-        return False
-    probe = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
-                           capture_output=True, timeout=30)
-    return probe.returncode == 0
+def bwrap_problem():
+    """Why bubblewrap cannot make our sandbox here, or None when it can."""
+    if not shutil.which("bwrap"):
+        return "bubblewrap is not installed (apt-get install bubblewrap)"
+    try:
+        probe = subprocess.run(_bwrap_base() + ["--ro-bind", "/", "/", "true"], capture_output=True,
+                               text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"bubblewrap did not run: {error}"
+    if probe.returncode != 0:
+        lines = probe.stderr.strip().splitlines()
+        return "bubblewrap cannot create namespaces here" + (f" ({lines[-1]})" if lines else "")
+    return None
 
 
-def resolve_mode(mode):
-    if mode == "auto":
-        return "bwrap" if bwrap_works() else "none"
-    if mode == "bwrap" and not bwrap_works():
-        raise SandboxError("Sandbox.mode is 'bwrap' but bubblewrap is missing or cannot create namespaces")
-    return mode
+def check_mode(mode):
+    """Refuse to grade where the configured sandbox cannot start; say what to do."""
+    if mode == "bwrap" and bwrap_problem():
+        raise SandboxError(f"the grading sandbox cannot start: {bwrap_problem()}. Fix that, or opt into "
+                           "grading without isolation with c.Sandbox.mode = 'none' in grader_config.py")
 
 
-def _read_only_paths():
-    """What Python needs inside the sandbox: interpreter, venv, the kit's package. Nothing else."""
-    paths = {Path(sys.base_prefix), Path(sys.prefix), Path(gradekit.__file__).resolve().parent.parent / "gradekit"}
-    return sorted(str(p) for p in paths)
+def _python_paths():
+    paths = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    return sorted(p for p in paths if os.path.isdir(p))
 
 
-def bwrap_command(python_argv):
-    command = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns",
-               "--die-with-parent", "--new-session",
-               "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp",
-               "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--setenv", "OMP_NUM_THREADS", "1",
-               "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-               "--symlink", "usr/bin", "/bin", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-               "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    for path in _read_only_paths():
+def _zygote_command(fd, isolated):
+    if not isolated:
+        return [sys.executable, "-I", "-m", "gradekit.run.zygote", str(fd)]
+    boot = (f"import sys; sys.path[:0] = {[INSIDE] + _python_paths()!r}; "
+            "from gradekit.run.zygote import main; main()")
+    command = _bwrap_base() + [
+        "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp",
+        "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+        "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+        "--symlink", "usr/bin", "/bin", "--proc", "/proc", "--dev", "/dev", "--dir", "/dev/shm", "--size", str(16 << 20), "--tmpfs", "/tmp",
+        "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    for path in sorted({sys.base_prefix, sys.prefix}):
         command += ["--ro-bind", path, path]
-    return command + ["--chdir", "/tmp", "--"] + python_argv
+    command += ["--ro-bind", str(RUN_PACKAGE), f"{INSIDE}/gradekit/run", "--remount-ro", "/", "--chdir", "/"]
+    return command + ["--", sys.executable, "-I", "-S", "-c", boot, str(fd)]
 
 
 def pids_cgroup_root():
-    """Where a per-sandbox process cap can be made: cgroup v1's pids hierarchy, or cgroup v2 with the
-    pids controller enabled for children; None where this user cannot (then RLIMIT_NPROC is all)."""
+    """Where a per-sandbox process cap can be made (cgroup v1's pids hierarchy, or v2 with the pids
+    controller enabled for children); None where this user cannot. RLIMIT_NPROC does not hold inside
+    bubblewrap's user namespace, so the cgroup is the cap there."""
     v1 = Path("/sys/fs/cgroup/pids")
     if (v1 / "cgroup.procs").is_file() and os.access(v1, os.W_OK):
         return v1
@@ -96,18 +98,8 @@ def pids_cgroup_root():
     return None
 
 
-def make_pids_cgroup(limit):
-    root = pids_cgroup_root()
-    if root is None:
-        return None
-    path = Path(tempfile.mkdtemp(prefix="gradekit-", dir=root))  # mkdir in a cgroup fs makes a cgroup
-    (path / "pids.max").write_text(str(limit))
-    return path
-
-
 def _own_process_count():
-    uid = os.getuid()
-    count = 0
+    uid, count = os.getuid(), 0
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
@@ -117,49 +109,52 @@ def _own_process_count():
     return count
 
 
-class Worker:
-    """One sandboxed zygote; `run(cells)` grades one submission's code in a fresh child."""
+class Sandbox:
+    """One sandbox and its zygote. `open()` gives a Session with a fresh student process;
+    `finish(session)` ends it and says how it ended. Used by one thread at a time."""
 
-    def __init__(self, assignment, limits, mode="auto", workers=1):
-        self._scratch = self._cgroup = None
-        self.assignment = assignment
-        self.limits = limits
-        self.mode = resolve_mode(mode)
-        # RLIMIT_NPROC counts every process of this user on the machine: leave room for what
-        # runs now plus each worker's allowance.
-        self.nproc = _own_process_count() + limits.processes * max(workers, 1) + 32
-        self.process = None
+    def __init__(self, settings, workers=1):
+        check_mode(settings.mode)
+        self.settings = settings
+        self.isolated = settings.mode == "bwrap"
+        self.process = self.control = self._cgroup = None
+        self._jobs = 0
+        # Weak mode only: RLIMIT_NPROC counts every process of this user on the machine.
+        self.nproc = _own_process_count() + settings.processes * max(workers, 1) + 32
+
+    # ---- life of the box --------------------------------------------------------------
 
     def start(self):
-        grader_end, sandbox_end = socket.socketpair()
-        argv = [sys.executable, "-I", "-m", "gradekit.grade.zygote", str(sandbox_end.fileno())]
-        if self.mode == "bwrap":
-            command, scratch, env = bwrap_command(argv), "/tmp", None
-            # RLIMIT_NPROC does not hold inside bwrap's user namespace: cap processes with a cgroup,
-            # joined before bwrap starts so that everything in the sandbox is born inside it.
-            self._cgroup = make_pids_cgroup(self.limits.processes + 8)
-            if self._cgroup:
-                join = f'echo $$ > "{self._cgroup}/cgroup.procs" && exec "$@"'
-                command = ["/bin/sh", "-c", join, "sh", *command]
-        else:
-            self._scratch = tempfile.mkdtemp(prefix="gradekit-")
-            command, scratch = argv, self._scratch
-            env = {"PATH": "/usr/bin:/bin", "HOME": self._scratch, "OMP_NUM_THREADS": "1"}
-        self.process = subprocess.Popen(command, pass_fds=[sandbox_end.fileno()], env=env,
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, start_new_session=True)
-        sandbox_end.close()
-        self.sock = grader_end
-        limits = {"memory_mb": self.limits.memory_mb, "cpu_seconds": self.limits.cpu_seconds,
-                  "wall_seconds": self.limits.wall_seconds, "output_kb": self.limits.output_kb,
+        """Start the box; it imports torch in the background (see ready())."""
+        grader_end, box_end = socket.socketpair()
+        command = _zygote_command(box_end.fileno(), self.isolated)
+        if self.isolated:
+            self._cgroup = self._make_cgroup()
+            if self._cgroup:  # joined before bwrap starts, so everything in the box is born in it
+                command = ["/bin/sh", "-c", f'echo $$ > "{self._cgroup}/cgroup.procs" && exec "$@"', "sh", *command]
+        self.process = subprocess.Popen(command, pass_fds=[box_end.fileno()], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                                        env=None if self.isolated else {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+        box_end.close()
+        self.control = grader_end
+        s = self.settings
+        limits = {"memory_mb": s.memory_mb, "cpu_seconds": s.cpu_seconds, "scratch_mb": s.scratch_mb,
                   "nproc": self.nproc}
-        self._send({"modules": self.assignment.modules, "limits": limits,
-                    "isolated": self.mode == "bwrap", "scratch": scratch})
-        reply = self._receive(START_SECONDS)
-        if not reply or not reply.get("ready"):
-            error = self.process.stderr.read1(4000).decode(errors="replace").strip().splitlines()
-            self.stop()
-            raise SandboxError("the sandbox did not start" + (f": {error[-1]}" if error else ""))
+        wire.send(self.control, {"isolated": self.isolated, "limits": limits})
+        self._ready = False
+        return self
+
+    def ready(self):
+        if self.process is None:
+            self.start()
+        if not self._ready:
+            reply = self._control_reply(START_SECONDS)
+            if not reply or not reply.get("ready"):
+                why = self.process.stderr.read1(4000).decode(errors="replace").strip().splitlines()
+                self.stop()
+                raise SandboxError("the sandbox did not start" + (f": {why[-1]}" if why else ""))
+            self._ready = True
+        return self
 
     def stop(self):
         if self.process is not None:
@@ -169,13 +164,10 @@ class Worker:
                 pass
             self.process.wait()
             self.process.stderr.close()
-            self.sock.close()
+            self.control.close()
             self.process = None
-        if self._scratch:
-            shutil.rmtree(self._scratch, ignore_errors=True)
-            self._scratch = None
         if self._cgroup:
-            for _ in range(50):  # empty once the killed processes are reaped
+            for _ in range(100):  # empty once the killed processes are reaped
                 try:
                     self._cgroup.rmdir()
                     break
@@ -183,108 +175,78 @@ class Worker:
                     time.sleep(0.05)
             self._cgroup = None
 
-    def run(self, cells, checks):
-        """Run `cells`, then the probes of `checks` (list of Check); the sandbox restarts if it broke."""
-        job = {"job": time.monotonic_ns(), "cells": cells, "class_name": self.assignment.class_name,
-               "checks": [[c.module, c.index] for c in checks]}
-        read_end = self._hand_over(job)
-        run = ProbeRun()
-        deadline = time.monotonic() + self.limits.wall_seconds + 10
-        try:
-            _read_frames(read_end, deadline, run)
-        finally:
-            os.close(read_end)
-        done = self._receive(max(deadline - time.monotonic(), 0) + 10)
-        if not done or "done" not in done:
-            self.stop()  # a zygote that does not answer is replaced; the next job starts a new one
-            run.ended = {"ended": "sandbox-killed"}
-        else:
-            run.ended = {k: v for k, v in done.items() if k != "done"}
-        return run
+    def _make_cgroup(self):
+        root = pids_cgroup_root()
+        if root is None:
+            return None
+        path = Path(tempfile.mkdtemp(prefix="gradekit-", dir=root))  # mkdir in a cgroup fs makes a cgroup
+        (path / "pids.max").write_text(str(self.settings.processes + 8))
+        return path
 
-    def _hand_over(self, job):
-        """Send a job and wait until its child is forked; return the read end of its frame pipe.
-        A sandbox that dies before that (between jobs) is replaced and the job sent again, once:
-        the submission never ran, so nothing is held against it."""
-        for _ in range(2):
-            if self.process is None:
-                self.start()
-            read_end, write_end = os.pipe()
+    # ---- one submission ---------------------------------------------------------------
+
+    def open(self):
+        """A Session with a fresh student process, ready for the submission's cells. A box that
+        fails before any student code ran is replaced and tried once more: never the student's fault."""
+        for attempt in range(2):
             try:
-                self._send(job, fds=[write_end])
-                started = self._receive(START_SECONDS)
-            except OSError:
-                started = None
-            finally:
-                os.close(write_end)
-            if started and started.get("started") == job["job"]:
-                return read_end
-            os.close(read_end)
+                self.ready()
+                self._jobs += 1
+                mine, theirs = socket.socketpair()
+                wire.send(self.control, {"fork": self._jobs}, fds=[theirs.fileno()])
+                theirs.close()
+                started = self._control_reply(START_SECONDS)
+                if started and started.get("started") == self._jobs:
+                    deadline = time.monotonic() + self.settings.wall_seconds
+                    session = Session(mine, deadline, self.settings.answer_mb << 20)
+                    session.job = self._jobs
+                    hello = wire.receive(mine, time.monotonic() + START_SECONDS)
+                    if hello and hello[0] == {"hello": True}:
+                        return session
+                mine.close()
+            except (OSError, wire.Closed, wire.WireError, SandboxError) as error:
+                if attempt:
+                    raise SandboxError(f"the sandbox failed before running the submission: {error}") from None
             self.stop()
         raise SandboxError("the sandbox failed twice before running the submission")
 
-    def _send(self, message, fds=()):
-        data = json.dumps(message).encode()
-        socket.send_fds(self.sock, [LENGTH.pack(len(data)) + data], list(fds))
+    def finish(self, session):
+        """End the session's process; how it ended: {"exit": n} or {"signal": name}, with
+        "killed" when the grader's deadline ended it. The box is replaced if it misbehaves."""
+        session.sock.close()
+        if session.ended == "timeout":
+            self._send_control({"kill": session.job})
+        done = self._control_reply(10)
+        if done is None or done.get("done") != session.job:
+            self._send_control({"kill": session.job})
+            done = self._control_reply(10)
+        if done is None or done.get("done") != session.job:
+            self.stop()  # a zygote that does not answer is replaced; the next submission gets a new box
+            return {"lost": True}
+        if done.get("unclean"):
+            self.stop()
+        return done
 
-    def _receive(self, timeout):
-        self.sock.settimeout(timeout)
+    def _send_control(self, message):
         try:
-            head = _recv_exactly(self.sock, LENGTH.size)
-            return json.loads(_recv_exactly(self.sock, LENGTH.unpack(head)[0]))
-        except (OSError, ValueError, EOFError):
+            wire.send(self.control, message)
+        except OSError:
+            pass
+
+    def _control_reply(self, timeout):
+        if self.control is None:
             return None
+        self.control.settimeout(timeout)
+        try:
+            message, fds = wire.receive_control(self.control)
+        except (OSError, ValueError):
+            return None
+        for fd in fds:
+            os.close(fd)
+        return message
 
+    def __enter__(self):
+        return self
 
-def _recv_exactly(sock, size):
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise EOFError
-        data += chunk
-    return data
-
-
-def _read_frames(fd, deadline, run):
-    """Read frames from the child's pipe until its last frame, EOF, or the deadline."""
-    buffer = bytearray()
-    while not run.complete:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-            return
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            return
-        buffer += chunk
-        while len(buffer) >= FRAME.size:
-            (size,) = FRAME.unpack_from(buffer)
-            if size > MAX_FRAME:
-                run.notes.append("the sandbox sent an oversized answer; ignored")
-                return
-            if len(buffer) < FRAME.size + size:
-                break
-            payload = bytes(buffer[FRAME.size:FRAME.size + size])
-            del buffer[:FRAME.size + size]
-            try:
-                _take(wire.decode(payload), run)
-            except (wire.WireError, KeyError, TypeError, ValueError):
-                run.notes.append("the sandbox sent an unreadable answer; ignored")
-                return
-
-
-def _take(message, run):
-    kind = message["kind"]
-    if kind == "cells":
-        run.cell_errors = [str(e) for e in message["errors"]]
-    elif kind == "missing":
-        run.missing_class = str(message["message"])
-    elif kind == "check":
-        key = (str(message["module"]), int(message["index"]))
-        if key not in run.observations:  # the first answer counts: no overwriting
-            error = message["error"]
-            run.observations[key] = (message["obs"], None if error is None else str(error))
-    elif kind == "note":
-        run.notes.append(str(message["message"]))
-    elif kind == "end":
-        run.complete = True
+    def __exit__(self, *exc):
+        self.stop()

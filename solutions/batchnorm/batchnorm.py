@@ -1,32 +1,32 @@
+# %% imports
 import torch
 from torch import nn
 
 
+# %% batchnorm-class
 class BatchNorm(nn.Module):
     def __init__(self, shape, eps=1e-5, momentum=0.9):
         super().__init__()
-        if len(shape) == 2:  # fully connected input (N, L)
-            param_shape = (1, shape[1])
-        elif len(shape) == 4:  # convolutional input (N, C, H, W)
-            param_shape = (1, shape[1], 1, 1)
-        else:
-            raise ValueError(f"BatchNorm expects a shape of length 2 or 4, got {tuple(shape)}")
-        self.input_rank = len(shape)
+        if len(shape) not in (2, 4):
+            raise ValueError(f"BatchNorm expects a shape of length 2 (N, L) or 4 (N, C, H, W), got {tuple(shape)}")
         self.eps = eps
         self.momentum = momentum
 
-        # PART 1: the learnable scale gamma and shift beta, one value per feature or channel,
-        # shaped (1, L) or (1, C, 1, 1) so they broadcast over the input.
+        # PART 1: the learnable scale gamma and shift beta, one value per feature or channel.
+        # Their shape depends on whether the input comes from a fully connected layer (N, L) or
+        # a convolutional one (N, C, H, W): work it out from `shape`, so that it broadcasts
+        # against the input.
         # UPDATE:
         ### BEGIN SOLUTION
         ### PLACEHOLDER self.gamma = torch.ones(1)
         ### PLACEHOLDER self.beta = torch.ones(1)
+        param_shape = (1, shape[1]) if len(shape) == 2 else (1, shape[1], 1, 1)
         self.gamma = nn.Parameter(torch.ones(param_shape))
         self.beta = nn.Parameter(torch.zeros(param_shape))
         ### END SOLUTION
 
-        # PART 2: the moving mean and moving variance used at test time. They are state, not
-        # learnable: keep them out of the parameters. moving_sigma holds a variance.
+        # PART 2: the moving mean and moving variance used at test time, shaped like gamma. They
+        # are state, not learnable: keep them out of the parameters. moving_sigma holds a variance.
         # UPDATE:
         ### BEGIN SOLUTION
         ### PLACEHOLDER self.moving_mu = torch.zeros(1)
@@ -36,9 +36,6 @@ class BatchNorm(nn.Module):
         ### END SOLUTION
 
     def forward(self, x):
-        if x.dim() != self.input_rank:
-            raise ValueError(f"BatchNorm was built for {self.input_rank}-D inputs, got {x.dim()}-D")
-
         if not torch.is_grad_enabled():
             # PART 3: test time. Normalise with the moving averages instead of batch statistics.
             # UPDATE:
@@ -48,7 +45,7 @@ class BatchNorm(nn.Module):
             ### END SOLUTION
             self._tmp_x_hat_test = x_hat
         else:
-            if x.dim() == 2:
+            if len(x.shape) == 2:
                 # PART 4: fully connected. Mean and unbiased variance of each feature over the batch.
                 # UPDATE:
                 ### BEGIN SOLUTION
@@ -57,7 +54,7 @@ class BatchNorm(nn.Module):
                 mean = x.mean(dim=0, keepdim=True)
                 var = x.var(dim=0, keepdim=True)
                 ### END SOLUTION
-            else:
+            elif len(x.shape) == 4:
                 # PART 5: convolutional. Mean and unbiased variance of each channel over the batch
                 # and both spatial dimensions.
                 # Hint: keepdim=True keeps the shape (1, C, 1, 1), which broadcasts against x.
@@ -68,6 +65,8 @@ class BatchNorm(nn.Module):
                 mean = x.mean(dim=(0, 2, 3), keepdim=True)
                 var = x.var(dim=(0, 2, 3), keepdim=True)
                 ### END SOLUTION
+            else:
+                raise ValueError(f"BatchNorm expects a 2-D or 4-D input, got {len(x.shape)}-D")
             self._tmp_mean = mean
             self._tmp_var = var
 

@@ -1,36 +1,54 @@
 """Batch Normalization in PyTorch: the kit's first assignment (spec: shared/spec/batchnorm-exercise.md)."""
-from gradekit.assignment import Assignment
-
-# What a student reads next to each failed check of the original ten.
-HINTS = {
-    "Learnable parameters set correctly":
-        "gamma and beta must be learnable: wrap them in nn.Parameter so autograd and optimizers see them.",
-    "Learnable parameter shapes correct":
-        "gamma and beta need a broadcastable shape: (1, L) for (N, L) inputs, (1, C, 1, 1) for (N, C, H, W).",
-    "Moving average shapes correct":
-        "moving_mu and moving_sigma take the same broadcastable shape as gamma and beta.",
-    "Test time normalization":
-        "With gradients disabled, normalise with the moving averages: (x - moving_mu) / sqrt(moving_sigma + eps).",
-    "Mean computation":
-        "Average over the batch dimension (FC) or over batch, height and width (conv, keepdim=True).",
-    "Variance computation":
-        "Use the unbiased variance (torch.var's default) over the same dimensions as the mean.",
-    "Train time normalization":
-        "Normalise with the batch statistics and take the square root: (x - mean) / sqrt(var + eps).",
-    "Train time mean moving average":
-        "new = momentum * old + (1 - momentum) * batch mean, as a new tensor (no in-place update).",
-    "Train time variance moving average":
-        "new = momentum * old + (1 - momentum) * batch variance (unbiased), as a new tensor.",
-    "Final scale and shift":
-        "The output is gamma * x_hat + beta, with the same shape as the input.",
-}
+from gradekit.contract import Assignment, Question
 
 ASSIGNMENT = Assignment(
     name="batchnorm",
-    notebook="batchnorm.ipynb",
-    class_name="BatchNorm",
-    solution="solutions/batchnorm/batchnorm.py",
-    checks_module="gradekit.assignments.batchnorm.ten_checks",
-    extra_module="gradekit.assignments.batchnorm.extra_checks",
-    hints=HINTS,
+    title="Batch Normalization from scratch",
+    defines=("BatchNorm",),
+    questions=(
+        Question(
+            "question-1",
+            'Why is $\\epsilon$ added inside the square root in the denominator?',
+            'To keep the division defined and stable: a feature that is constant over the batch '
+            'has zero variance, and a tiny variance would blow the normalised values up. Adding a'
+            ' small $\\epsilon$ bounds the denominator away from zero.',
+        ),
+        Question(
+            "question-2",
+            'Why does the layer use moving averages at test time instead of the statistics of the'
+            ' test batch?',
+            'At test time the output for one example must not depend on which other examples '
+            'share its batch, and a batch may hold a single example, whose variance is undefined.'
+            ' The moving averages estimate the statistics of the training distribution and make '
+            'inference deterministic.',
+        ),
+        Question(
+            "question-3",
+            'Does the layer that feeds a BatchNorm layer need a bias term? Explain.',
+            'No. Subtracting the batch mean removes any constant added per feature, so the bias '
+            'has no effect; $\\beta$ plays its role after normalisation.',
+        ),
+        Question(
+            "question-4",
+            'What does Batch Normalization allow you to do with the learning rate, and why?',
+            'Use a higher learning rate. Normalisation keeps activations in a stable range '
+            'whatever the scale of the weights, so large updates are less likely to make '
+            'activations and gradients explode or vanish.',
+        ),
+        Question(
+            "question-5",
+            "How does Batch Normalization change a network's sensitivity to weight "
+            'initialisation?',
+            "It reduces it: each layer's inputs are re-standardised, so a badly scaled "
+            'initialisation is corrected at every BN layer instead of compounding through depth.',
+        ),
+        Question(
+            "question-6",
+            'How does the batch size relate to the regularising effect of Batch Normalization?',
+            'The batch statistics are noisy estimates, and that noise acts like a regulariser. '
+            'Smaller batches give noisier statistics and a stronger effect (too small and '
+            'training suffers); very large batches give almost exact statistics and little '
+            'regularisation.',
+        ),
+    ),
 )

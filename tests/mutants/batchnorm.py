@@ -1,4 +1,5 @@
-"""Realistic wrong solutions of the BatchNorm exercise (for the tests and `make bench`), each made from the reference by a few literal edits.
+"""Realistic wrong solutions of the BatchNorm exercise (for the tests and `make bench`), each made
+from the reference by a few literal edits.
 
 `expected_failures` is what the spec says the original battery gives (None where it says nothing:
 those are still compared verdict for verdict with the original run in one process).
@@ -6,7 +7,7 @@ those are still compared verdict for verdict with the original run in one proces
 from dataclasses import dataclass
 from pathlib import Path
 
-SOLUTION = (Path(__file__).resolve().parents[3] / "solutions" / "batchnorm" / "batchnorm.py").read_text()
+SOLUTION = (Path(__file__).resolve().parents[2] / "solutions" / "batchnorm" / "batchnorm.py").read_text()
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ MUTANTS = [
     Mutant("in-place-moving-updates", ((MOVING[0], "self.moving_mu.mul_(self.momentum).add_((1 - self.momentum) * mean)"),
                                        (MOVING[1], "self.moving_sigma.mul_(self.momentum).add_((1 - self.momentum) * var)")),
            frozenset({7, 8})),
-    Mutant("gamma-plain-tensor", (("self.gamma = nn.Parameter(torch.ones(param_shape))", "self.gamma = torch.ones(param_shape)"),),
+    Mutant("gamma-plain-tensor", (("self.gamma = nn.Parameter(torch.ones(param_shape))",
+                                   "self.gamma = torch.ones(param_shape)"),),
            frozenset({0})),
     Mutant("path-by-self-training", (("if not torch.is_grad_enabled():", "if not self.training:"),), frozenset({3})),
     Mutant("minus-beta", (("z = self.gamma * x_hat + self.beta", "z = self.gamma * x_hat - self.beta"),), frozenset()),
@@ -46,7 +48,7 @@ MUTANTS = [
     Mutant("double-output", (("return z", "return z.double()"),), None),
     Mutant("numpy-mean-logged", (("self._tmp_mean = mean", "self._tmp_mean = mean.detach().numpy()"),), None),
     Mutant("moving-sigma-std", ((MOVING[1], MOVING[1].replace("* var", "* var.sqrt()")),), None),
-    # Wrong in ways the ten let through; each fails the extra check named in EXTRA_CATCHES.
+    # Wrong in ways the ten let through; each fails the hidden check named in HIDDEN_CATCHES.
     Mutant("gamma-requires-grad-tensor", (("self.gamma = nn.Parameter(torch.ones(param_shape))",
                                            "self.gamma = torch.ones(param_shape, requires_grad=True)"),
                                           ("self.beta = nn.Parameter(torch.zeros(param_shape))",
@@ -55,20 +57,20 @@ MUTANTS = [
                                             'register_buffer("moving_sigma", torch.zeros(param_shape))'),), frozenset()),
     Mutant("moving-averages-keep-graph", (("            with torch.no_grad():\n                self.moving_mu",
                                            "            if True:\n                self.moving_mu"),), frozenset()),
-    Mutant("hard-coded-sizes", (("param_shape = (1, shape[1])\n", "param_shape = (1, 128)\n"),
-                                ("param_shape = (1, shape[1], 1, 1)", "param_shape = (1, 16, 1, 1)")), frozenset()),
+    Mutant("hard-coded-sizes", (("param_shape = (1, shape[1]) if len(shape) == 2 else (1, shape[1], 1, 1)",
+                                 "param_shape = (1, 128) if len(shape) == 2 else (1, 16, 1, 1)"),), frozenset()),
     Mutant("detached-statistics", (("mean = x.mean(dim=(0, 2, 3), keepdim=True)", "mean = x.mean(dim=(0, 2, 3), keepdim=True).detach()"),
                                    ("mean = x.mean(dim=0, keepdim=True)", "mean = x.mean(dim=0, keepdim=True).detach()")), frozenset()),
     Mutant("updates-at-test-time", (("            self._tmp_x_hat_test = x_hat",
-                                     "            self._tmp_x_hat_test = x_hat\n"
-                                     "            self.moving_mu = self.momentum * self.moving_mu + (1 - self.momentum) * x.mean(dim=0)"),),
+                                     "            self._tmp_x_hat_test = x_hat\n            self.moving_mu = "
+                                     "self.momentum * self.moving_mu + (1 - self.momentum) * x.mean(dim=0)"),),
            frozenset()),
     Mutant("raises-in-init", (("self.momentum = momentum", "self.momentum = momentum\n        raise RuntimeError('boom')"),),
            frozenset(range(10))),
 ]
 
-# For each hidden extra check, a wrong implementation (above) that it catches.
-EXTRA_CATCHES = {
+# For each hidden check, a wrong implementation (above) that it catches.
+HIDDEN_CATCHES = {
     "registered_parameters": "gamma-requires-grad-tensor",
     "initial_values": "moving-sigma-starts-at-zero",
     "no_graph_in_moving_averages": "moving-averages-keep-graph",
@@ -78,5 +80,5 @@ EXTRA_CATCHES = {
     "output_statistics": "no-scale-and-shift",
     "gradients": "detached-statistics",
     "matches_torch_batchnorm": "moving-sigma-starts-at-zero",
-    "test_path_and_errors": "updates-at-test-time",
+    "test_path_keeps_moving_averages": "updates-at-test-time",
 }

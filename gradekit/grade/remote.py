@@ -1,0 +1,225 @@
+"""The grader's hold on a student's process: a session of requests, and proxies for its objects.
+
+Probes (the checks' first halves) are written as plain PyTorch code against a namespace `ns`:
+
+    bn = ns.BatchNorm(x.shape)        # construct the student's class
+    bn.moving_mu = mu                 # set an attribute (a grader tensor is uploaded)
+    with torch.no_grad():
+        bn(x)                         # call it under the grader thread's grad mode
+    got = ns.read(bn._tmp_x_hat_test) # the value now, as grader-side data
+
+In the student's own kernel (the self-check) `ns` wraps the real objects (selfcheck.py); here
+every step is one request to the student's process, and what comes back is a plain value or a
+`Remote` proxy. Probes run in the grader's threads and never execute student code; everything
+the answers contain has passed wire.decode's checks and the session's byte budget.
+"""
+import time
+import weakref
+
+import torch
+
+from gradekit.run import wire
+
+
+class RemoteError(Exception):
+    """The student's code raised during an operation (str: "ValueError: ..."): the check fails."""
+
+
+class Ended(Exception):
+    """The student's process is gone, too slow, or broke the protocol: no further operations."""
+
+
+def _grad_mode():
+    return [torch.is_grad_enabled(), torch.is_inference_mode_enabled()]
+
+
+class Session:
+    """Requests to one student process, with its deadline and its byte budget."""
+
+    def __init__(self, sock, deadline, budget_bytes):
+        self.sock, self.deadline, self.budget = sock, deadline, budget_bytes
+        self.ended = None  # why the session ended early, once it has
+        self._proxies = weakref.WeakValueDictionary()  # handle -> proxy: one proxy per object
+        self._released = []  # handles whose proxies are gone, freed with the next request
+        self._masters = {}  # id(grader tensor) -> (tensor, master key): uploaded once per session
+        self._scope = {}  # id(grader tensor) -> (tensor, proxy, version seen): this check's copies
+
+    # ---- requests ---------------------------------------------------------------------
+
+    def request(self, op, **fields):
+        """Send one operation, return its answer (a plain value or a proxy)."""
+        blobs = []
+        message = {"op": op, **{k: wire.encode(v, self._argument, blobs) for k, v in fields.items()}}
+        return self._exchange(message, blobs)
+
+    def _exchange(self, message, blobs):
+        if self.ended:
+            raise Ended(self.ended)
+        if self._released:
+            message["release"], self._released = self._released, []
+        try:
+            wire.send(self.sock, message, blobs)
+            answer = wire.receive(self.sock, self.deadline, self.budget)
+            if answer is None:
+                raise wire.Closed("the student's process ended")
+            document, tensors, size = answer
+            self.budget -= size
+            if not isinstance(document, dict):
+                raise wire.WireError("malformed answer")
+            if "error" in document:
+                raise RemoteError(wire.clean_text(document["error"], 500))
+            if "ok" not in document:
+                raise wire.WireError("malformed answer")
+            return wire.decode(document["ok"], tensors, self._proxy, text=wire.clean_text)
+        except (wire.Closed, OSError) as error:
+            self._end("timeout" if time.monotonic() >= self.deadline else "closed", error)
+        except wire.WireError as error:
+            self._end("protocol", error)
+
+    def _end(self, why, error):
+        self.ended = why
+        raise Ended(f"{why}: {wire.clean_text(error, 200)}") from None
+
+    def _argument(self, obj):
+        """The JSON form of something a probe passes to the student's code."""
+        if isinstance(obj, Remote):
+            if obj._session is not self:
+                raise TypeError("a proxy from another submission")
+            return {"ref": obj._handle}
+        if isinstance(obj, torch.Tensor):
+            return {"ref": self.put(obj)._handle}
+        raise TypeError(f"cannot pass a {type(obj).__name__} to the student's code")
+
+    def _proxy(self, tag):
+        handle, type_name = tag.get("ref"), tag.get("type", "object")
+        if type(handle) is not int or not isinstance(type_name, str) or len(tag) > 3:
+            raise wire.WireError("malformed handle")
+        proxy = self._proxies.get(handle)
+        if proxy is None:
+            kind = RemoteTensor if tag.get("tensor") is True else Remote
+            proxy = kind(self, handle, wire.clean_text(type_name, 100))
+            self._proxies[handle] = proxy
+            weakref.finalize(proxy, self._released.append, handle)
+        return proxy
+
+    # ---- uploads: the grader's tensors, as the student's code sees them ----------------
+
+    def put(self, tensor):
+        """The student-side copy of a grader tensor: the same copy for the rest of this scope,
+        a fresh one in the next. Each tensor's bytes cross once per session."""
+        key = id(tensor)
+        if key in self._scope:
+            return self._scope[key][1]
+        message = {"op": "put", "requires_grad": tensor.requires_grad}
+        blobs = []
+        if key not in self._masters:
+            self._masters[key] = (tensor, len(self._masters))  # the tensor is kept, so its id stays its own
+            found = wire.tensor_bytes(tensor)
+            if found is None:
+                raise TypeError(f"cannot upload a tensor of {tensor.dtype} on {tensor.device}")
+            message["data"] = {"tensor": "0"}
+            blobs.append(found)
+        message["master"] = self._masters[key][1]
+        proxy = self._exchange(message, blobs)
+        self._scope[key] = (tensor, proxy, 0)
+        return proxy
+
+    def new_scope(self):
+        """Forget this check's copies: the next check gets fresh ones."""
+        self._scope = {}
+
+    def writes(self):
+        """[(grader tensor, its student-side copy now)] for every copy the student's code wrote
+        into since the last call: the original battery's in-place semantics, reproduced."""
+        if not self._scope:
+            return []
+        entries = list(self._scope.items())
+        versions = self.request("versions", objs=[proxy for _, (_, proxy, _) in entries])
+        if not isinstance(versions, list) or len(versions) != len(entries):
+            self._end("protocol", "malformed versions")
+        written = []
+        for (key, (tensor, proxy, seen)), version in zip(entries, versions):
+            if type(version) is int and version != seen:
+                self._scope[key] = (tensor, proxy, version)
+                written.append((tensor, self.request("read", value=proxy)))
+        return written
+
+
+class Remote:
+    """An object in the student's process. Attribute access, assignment, calls, iteration, len
+    and arithmetic become requests; the answer is a plain value or another proxy."""
+
+    __slots__ = ("_session", "_handle", "_type", "__weakref__")
+
+    def __init__(self, session, handle, type_name):
+        object.__setattr__(self, "_session", session)
+        object.__setattr__(self, "_handle", handle)
+        object.__setattr__(self, "_type", type_name)
+
+    def __getattr__(self, name):
+        return self._session.request("getattr", obj=self, name=name)
+
+    def __setattr__(self, name, value):
+        self._session.request("setattr", obj=self, name=name, value=value)
+
+    def __call__(self, *args, **kwargs):
+        return self._session.request("call", fn=self, args=list(args), kwargs=kwargs, grad=_grad_mode())
+
+    def __iter__(self):
+        return iter(self._session.request("list", obj=self))
+
+    def __len__(self):
+        try:
+            return self._session.request("len", obj=self)
+        except RemoteError as error:  # as a local object without len() would: list() relies on it
+            raise TypeError(str(error)) from None
+
+    def __bool__(self):
+        raise TypeError(f"the truth of a remote {self._type} is undecided: read() it first")
+
+    def __repr__(self):
+        return f"<remote {self._type}>"
+
+    def _method(self, name, *args):
+        return self._session.request("getattr", obj=self, name=name)(*args)
+
+    def __getitem__(self, key):
+        return self._method("__getitem__", key)
+
+    def __neg__(self):
+        return self._method("__neg__")
+
+
+def _forward(name):
+    return lambda self, other: self._method(name, other)
+
+
+for _name in ("add", "sub", "mul", "truediv", "matmul", "pow", "radd", "rsub", "rmul", "rtruediv", "rmatmul"):
+    setattr(Remote, f"__{_name}__", _forward(f"__{_name}__"))
+
+
+class RemoteTensor(Remote):
+    """A tensor in the student's process (its data stays there until read)."""
+
+    __slots__ = ()
+
+
+class Namespace:
+    """What a probe calls `ns`: the student's globals, their torch, and reading values back."""
+
+    def __init__(self, session):
+        self._session = session
+
+    def __getattr__(self, name):
+        if name == "torch":
+            return self._session.request("module", name="torch")
+        return self._session.request("global", name=name)
+
+    def put(self, tensor):
+        return self._session.put(tensor)
+
+    def read(self, value):
+        return self._session.request("read", value=value)
+
+    def isinstance(self, obj, cls):
+        return self._session.request("isinstance", obj=obj, cls=cls)

@@ -1,0 +1,133 @@
+"""The long-lived process of a sandbox: imports torch once, then forks a fresh world per submission.
+
+Started by gradekit/grade/sandbox.py as `python -I -S -c ...` with the control socket's fd as
+argument. Control messages are small JSON frames (wire.py); a "fork" message carries, as an
+SCM_RIGHTS file descriptor, one end of a socket the grader made for that submission. The
+submission's process talks to the grader on it directly: student code and its data never pass
+through this process, so no later fork can find them in memory it inherits.
+
+    grader -> zygote   {"setup": {...}}     once: isolated or not, the caps
+    zygote -> grader   {"ready": true}
+    grader -> zygote   {"fork": id} + fd    a new world for one submission (world.py)
+    zygote -> grader   {"started": id}
+    grader -> zygote   {"kill": id}         optional: the grader's deadline passed
+    zygote -> grader   {"done": id, ...}    how the student's process ended; "unclean" if
+                                            processes outlived it (the grader then replaces us)
+"""
+import ctypes
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+from gradekit.run import wire, world
+
+PR_SET_DUMPABLE = 4
+
+
+def _warm_up():
+    """Pay once, here, what every submission would otherwise pay after its fork."""
+    import torch
+    import torch.nn.functional  # noqa: F401
+    import torch.optim  # noqa: F401
+    from safetensors.torch import load  # noqa: F401
+
+    torch.set_num_threads(1)  # one core per sandbox: parallelism comes from the workers
+    weight = torch.nn.Parameter(torch.ones(2, 3))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    torch.nn.functional.batch_norm(weight, None, None, training=True).sum().backward()
+    optimizer.step()
+    torch.randn(2).var()
+    from IPython.core.inputtransformer2 import TransformerManager
+    return TransformerManager().transform_cell
+
+
+def main():
+    control = socket.socket(fileno=int(sys.argv[1]))
+    setup, _ = wire.receive_control(control)
+    transform = _warm_up()
+    from gradekit.run.server import CappedOutput, Server
+
+    def serve(channel):
+        sys.stdout = sys.stderr = CappedOutput()
+        import torch
+        torch.manual_seed(0)  # every submission starts from the same random state
+        Server(channel, transform).serve()
+
+    ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # not ptrace-able, /proc/<pid>/mem unreadable
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    wire.send(control, {"ready": True})
+    while True:
+        message, fds = wire.receive_control(control)
+        if message is None:
+            return
+        if "fork" not in message or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            continue  # a "kill" that arrived after its submission ended
+        _one_submission(control, message["fork"], socket.socket(fileno=fds[0]), setup, serve)
+
+
+def _one_submission(control, job, channel, setup, serve):
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        control.close()
+        os.close(read_end)
+        _close_other_fds(keep={channel.fileno(), write_end, 0, 1, 2})
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        world.keeper(channel, write_end, setup, serve)
+    channel.close()
+    os.close(write_end)
+    wire.send(control, {"started": job})
+    killed = _wait(pid, control, job)
+    _, status = os.waitpid(pid, 0)
+    report = json.loads(os.read(read_end, 4096) or b"{}")
+    os.close(read_end)
+    unclean = False
+    if setup["isolated"] and world.stragglers():  # cannot happen if the kernel did its part
+        world.kill_stragglers()
+        deadline = time.monotonic() + 2
+        while world.stragglers() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        unclean = bool(world.stragglers())
+    wire.send(control, {"done": job, "killed": killed, "unclean": unclean, **report})
+
+
+def _wait(pid, control, job):
+    """Wait for the keeper to end; kill it if the grader asks. True if it was killed."""
+    pidfd = os.pidfd_open(pid)
+    killed = False
+    try:
+        while True:
+            ready, _, _ = select.select([pidfd, control], [], [])
+            if pidfd in ready:
+                return killed
+            message, fds = wire.receive_control(control)
+            for fd in fds:
+                os.close(fd)
+            if message is None:  # the grader is gone: end this submission, then ourselves
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                sys.exit(0)
+            if message.get("kill") == job:
+                os.kill(pid, signal.SIGKILL)  # its init follows (PDEATHSIG), and with it the namespace
+                killed = True
+    finally:
+        os.close(pidfd)
+
+
+def _close_other_fds(keep):
+    for fd in sorted(int(n) for n in os.listdir("/proc/self/fd")):
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    main()
