@@ -15,6 +15,7 @@ import json
 import queue
 import sys
 import threading
+import time
 
 from tqdm import tqdm
 
@@ -33,8 +34,11 @@ def batteries_for(course, names):
     return {name: Battery(contract.get(name), course.grading.hidden_points) for name in sorted(names)}
 
 
-def autograde(course, workers=None, students=None, force=False, progress=None):
-    """Grade what is new or changed; return every row (Result), in a stable order."""
+def autograde(course, workers=None, students=None, force=False, progress=None, timeline=None):
+    """Grade what is new or changed; return every row (Result), in a stable order. `timeline`, a
+    dict, receives when each phase ended (time.monotonic()), for `make bench`."""
+    timeline = {} if timeline is None else timeline
+    timeline["start"] = time.monotonic()
     check_mode(course.sandbox.mode)
     if course.sandbox.mode == "none":
         from gradekit.grade.sandbox import WEAK_MODE
@@ -63,21 +67,26 @@ def autograde(course, workers=None, students=None, force=False, progress=None):
                     outputs.write_submission(course, battery.assignment, result, s.notebook, cells[s.assignment])
                 continue
             todo.append((s, battery, digest))
+        timeline["prepared"] = time.monotonic()
         bar = tqdm(total=len(todo), unit="submission", desc="grading", file=sys.stderr,
                    disable=None if progress is None else not progress)  # None: only on a terminal
-        for s, result in _grade_all(course, todo, cells, state, workers or course.grading.worker_count(), bar):
+        for s, result in _grade_all(course, todo, cells, state, workers or course.grading.worker_count(), bar,
+                                    timeline):
             results[s.key] = result
             changed.add(s.key)
         bar.close()
     finally:
         state.close()
     rows = [results[s.key] for s in submissions]
+    timeline["graded"] = time.monotonic()
     _record(course, submissions, rows, changed, batteries)
+    timeline["recorded"] = time.monotonic()
     checks = {}
     for battery in batteries.values():
         for check in battery.checks:
             checks.setdefault(check.key, check)
     outputs.write_class(course, rows, list(checks.values()))
+    timeline["written"] = time.monotonic()
     return rows
 
 
@@ -94,7 +103,7 @@ def _digest(submission, battery, course):
     return digest.hexdigest()
 
 
-def _grade_all(course, todo, cells, state, worker_count, bar):
+def _grade_all(course, todo, cells, state, worker_count, bar, timeline):
     """Yield (submission, Result) as workers finish them."""
     if not todo:
         return
@@ -106,12 +115,14 @@ def _grade_all(course, todo, cells, state, worker_count, bar):
     sandboxes = [Sandbox(course.sandbox, workers=count) for _ in range(count)]
     for sandbox in sandboxes:  # boot together; each worker waits for its own
         sandbox.start()
-    threads = [threading.Thread(target=_work, args=(course, sandbox, jobs, done, cells, state), daemon=True)
-               for sandbox in sandboxes]
+    timeline["ready"], timeline["finished"] = [], []
+    threads = [threading.Thread(target=_work, args=(course, sandbox, jobs, done, cells, state, timeline["ready"]),
+                                daemon=True) for sandbox in sandboxes]
     for thread in threads:
         thread.start()
     for _ in todo:
         submission, result = done.get()
+        timeline["finished"].append(time.monotonic())
         bar.update()
         bar.set_postfix_str(f"{submission.student[:20]}: {result.status}", refresh=False)
         yield submission, result
@@ -119,8 +130,13 @@ def _grade_all(course, todo, cells, state, worker_count, bar):
         thread.join()
 
 
-def _work(course, sandbox, jobs, done, cells, state):
+def _work(course, sandbox, jobs, done, cells, state, ready):
     try:
+        try:
+            sandbox.ready()
+            ready.append(time.monotonic())
+        except SandboxError:
+            pass  # each submission then says so in its row, and a later run grades it
         while True:
             try:
                 submission, battery, digest = jobs.get_nowait()

@@ -82,3 +82,27 @@ HIDDEN_CATCHES = {
     "matches_torch_batchnorm": "moving-sigma-starts-at-zero",
     "test_path_keeps_moving_averages": "updates-at-test-time",
 }
+
+# The original skeleton completed correctly, other ways than the reference: every check passes.
+HONEST = [
+    Mutant("reference", (), frozenset()),
+    Mutant("plain-tensors-and-detach", (
+        ('self.register_buffer("moving_mu", torch.zeros(param_shape))', "self.moving_mu = torch.zeros(param_shape)"),
+        ('self.register_buffer("moving_sigma", torch.ones(param_shape))', "self.moving_sigma = torch.ones(param_shape)"),
+        ("            with torch.no_grad():\n                " + MOVING[0] + "\n                " + MOVING[1],
+         "            self.moving_mu = self.momentum * self.moving_mu + (1 - self.momentum) * mean.detach()\n"
+         "            self.moving_sigma = self.momentum * self.moving_sigma + (1 - self.momentum) * var.detach()")),
+        frozenset()),
+    Mutant("shape-as-list-and-fc-mean-without-keepdim", (
+        ("param_shape = (1, shape[1]) if len(shape) == 2 else (1, shape[1], 1, 1)",
+         "param_shape = [1, shape[1]] + [1] * (len(shape) - 2)"),
+        ("torch.ones(param_shape))\n        self.beta", "torch.ones(*param_shape))\n        self.beta"),
+        ("mean = x.mean(dim=0, keepdim=True)\n                var = x.var(dim=0, keepdim=True)",
+         "mean = x.mean(0)\n                var = x.var(0)")), frozenset()),
+    Mutant("variance-by-hand", (
+        ("var = x.var(dim=(0, 2, 3), keepdim=True)",
+         "n = x.shape[0] * x.shape[2] * x.shape[3]\n                var = ((x - mean) ** 2).sum(dim=(0, 2, 3), "
+         "keepdim=True) / (n - 1)"),
+        ("x_hat = (x - self.moving_mu) / torch.sqrt(self.moving_sigma + self.eps)",
+         "x_hat = (x - self.moving_mu) * torch.rsqrt(self.moving_sigma + self.eps)")), frozenset()),
+]

@@ -1,0 +1,182 @@
+"""`make bench`: the kit against `nbgrader autograde` on the same generated class, phase by phase.
+
+    make bench                                   # a class of 105, the kit then nbgrader (about 10 minutes)
+    make bench BENCH="--size 40 --no-nbgrader"   # the kit alone
+    make bench BENCH="--large 2000"              # also 2,000 submissions: linearity, memory, unchanged re-run
+
+The class is the T04 assignment's reference and other correct completions of its skeleton
+(`--mixed` adds the realistic wrong ones), each in the source notebook's nbgrader form, so both
+graders see exactly the same files. Every kit run is a fresh process (a cold start, its own peak
+memory). The floor is the battery's own compute: every check's probe and judgement run in one
+process on the reference, with nothing in between.
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+COURSE = HERE.parent
+sys.path[:0] = [str(HERE), str(COURSE)]
+
+import nbformat  # noqa: E402
+
+from mutants import batchnorm  # noqa: E402
+
+ASSIGNMENT = "batchnorm"
+
+
+def make_class(target, size, mixed=False):
+    """A course in `target` with `size` submissions cycling through the variants."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for name in ("grader_config.py", "nbgrader_config.py"):
+        shutil.copy(COURSE / name, target / name)
+    for folder in ("source", "solutions"):
+        shutil.copytree(COURSE / folder, target / folder)
+    variants = batchnorm.HONEST + (batchnorm.MUTANTS if mixed else [])
+    source = nbformat.read(str(COURSE / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), as_version=4)
+    for n in range(size):
+        variant = variants[n % len(variants)]
+        notebook = nbformat.from_dict(source)
+        for cell in notebook.cells:
+            if cell.get("id") == "batchnorm-class":
+                cell.source = variant.code().split("# %% batchnorm-class\n", 1)[1].strip()
+        folder = target / "submitted" / f"student{n:04d}-{variant.name}" / ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(notebook, str(folder / f"{ASSIGNMENT}.ipynb"))
+    return target
+
+
+def floor(repeats=5):
+    """ms per submission of the battery's own compute: probes and judgements in one process."""
+    import torch
+
+    from gradekit import contract
+    from gradekit.grade.battery import Battery
+    from gradekit.selfcheck import Local
+
+    torch.set_num_threads(1)
+    battery = Battery(contract.get(ASSIGNMENT))
+    namespace = {"__name__": "__main__"}
+    exec(compile((COURSE / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.py").read_text(), "reference", "exec"), namespace)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        ns = Local(namespace)
+        for index, scored in enumerate(battery.checks):
+            observations = scored.check.probe(ns, battery.inputs[scored.module])
+            passed, why = scored.check.verdict(battery.expected[index], observations)
+            assert passed, (scored.name, why)
+        best = min(best, time.perf_counter() - started)
+    return 1000 * best
+
+
+def kit_run(course, force=False):
+    """Grade the class in a fresh process; its timeline, peak memory and verdicts."""
+    done = subprocess.run([sys.executable, __file__, "--grade", str(course)] + (["--force"] if force else []),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the kit failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def grade_here(course, force):
+    """(run in the child) autograde, then print what the parent measures, as JSON."""
+    from gradekit.course import Course
+    from gradekit.grade.autograde import autograde
+
+    timeline = {}
+    started = time.monotonic()
+    rows = autograde(Course(course), force=force, progress=False, timeline=timeline)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"timeline": {k: (v - started if isinstance(v, float) else [t - started for t in v])
+                                   for k, v in timeline.items()},
+                      "peak_mib": peak_mib, "total": time.monotonic() - started,
+                      "verdicts": {r.student: [c.passed for c in r.core] for r in rows},
+                      "statuses": {r.student: r.status for r in rows}}))
+
+
+def phases(run, size):
+    t = run["timeline"]
+    graded = t["graded"] - t.get("prepared", t["graded"])
+    lines = [f"  prepare (read class, batteries, gradebook) {t.get('prepared', 0):7.2f} s",
+             f"  sandbox start (first / all ready)          {min(t['ready'], default=0):7.2f} s / "
+             f"{max(t['ready'], default=0):.2f} s (overlapped with grading)",
+             f"  grading (workers, per-student files)       {graded:7.2f} s  {1000 * graded / size:6.0f} ms per submission",
+             f"  outputs (gradebook, grades.csv, report)    {t['written'] - t['graded']:7.2f} s  "
+             f"{1000 * (t['written'] - t['graded']) / size:6.0f} ms per submission",
+             f"  total, end to end                          {run['total']:7.2f} s  {1000 * run['total'] / size:6.0f} ms "
+             f"per submission, grader peak {run['peak_mib']:.0f} MiB"]
+    return "\n".join(lines)
+
+
+def nbgrader(course, *args):
+    from gradekit.build.release import nbgrader_command, nbgrader_env
+    done = subprocess.run(nbgrader_command(*args), cwd=course, capture_output=True, text=True, env=nbgrader_env())
+    if done.returncode != 0:
+        raise SystemExit(f"nbgrader {args[0]} failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+
+
+def nbgrader_verdicts(course, students):
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        return {s: [gradebook.find_grade(f"check-{k}", ASSIGNMENT, ASSIGNMENT, s).score == 1 for k in range(10)]
+                for s in students}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=105)
+    parser.add_argument("--mixed", action="store_true", help="add the realistic wrong solutions to the class")
+    parser.add_argument("--no-nbgrader", action="store_true", help="time the kit alone")
+    parser.add_argument("--large", type=int, default=0, metavar="N", help="also grade a generated class of N")
+    parser.add_argument("--grade", metavar="COURSE", help=argparse.SUPPRESS)
+    parser.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.grade:
+        return grade_here(Path(args.grade), args.force)
+
+    cores, lowest = os.cpu_count(), floor()
+    print(f"floor: the battery's own compute, one process, one core: {lowest:.0f} ms per submission "
+          f"({lowest / max(cores, 1):.0f} ms per submission over {cores} cores)")
+    course = make_class(COURSE / "bench-course", args.size, args.mixed)
+    print(f"\nclass of {args.size} submissions in {course.relative_to(COURSE)}/submitted ({cores} cores)")
+    kit = kit_run(course)
+    print("kit:\n" + phases(kit, args.size))
+    again = kit_run(course)
+    print(f"  unchanged re-run                           {again['total']:7.2f} s")
+    if not args.no_nbgrader:
+        nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+        started = time.perf_counter()
+        nbgrader(course, "autograde", ASSIGNMENT, "--force")
+        seconds = time.perf_counter() - started
+        theirs = nbgrader_verdicts(course, list(kit["verdicts"]))
+        differ = [s for s in kit["verdicts"] if kit["verdicts"][s] != theirs[s]]
+        print(f"nbgrader autograde: {seconds:7.2f} s  {1000 * seconds / args.size:6.0f} ms per submission")
+        print(f"ratio, end to end: {seconds / kit['total']:.1f}x faster")
+        print("verdicts: identical on every submission" if not differ else
+              "verdicts differ:\n  " + "\n  ".join(f"{s}: kit {kit['verdicts'][s]} nbgrader {theirs[s]}" for s in differ))
+    if args.large:
+        large = make_class(COURSE / "bench-course-large", args.large)
+        print(f"\nclass of {args.large} submissions")
+        run = kit_run(large)
+        finished = run["timeline"]["finished"]
+        tenth = max(len(finished) // 10, 1)
+        early = 1000 * (finished[tenth] - finished[0]) / tenth
+        late = 1000 * (finished[-1] - finished[-tenth - 1]) / tenth
+        print(phases(run, args.large))
+        print(f"  ms per submission, first tenth / last tenth: {early:.0f} / {late:.0f} ({late / early:.2f}x)")
+        rerun = kit_run(large)
+        print(f"  unchanged re-run: {rerun['total']:.2f} s, peak {rerun['peak_mib']:.0f} MiB")
+        shutil.rmtree(large, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
