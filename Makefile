@@ -41,6 +41,21 @@ autograde: install
 gradescope: install
 	$(KIT) gradescope
 
+# nbgrader's exchange, where release_assignment, fetch_assignment, submit, collect and the feedback
+# commands meet: the folder nbgrader is configured with (c.Exchange.root in grader_config.py or in
+# any nbgrader_config.py nbgrader reads; its default is /usr/local/share/nbgrader/exchange).
+# Everyone may write there and no one may remove or rename another's files (mode 1777); then
+# `nbgrader list` checks it, as formgrader does.
+.PHONY: exchange
+EXCHANGE_ROOT := from nbgrader.apps import ListApp; from nbgrader.exchange.default import Exchange; \
+  app = ListApp(); app.initialize([]); print(Exchange(config=app.config).root)
+exchange: install
+	@root="$$($(PY) -c '$(EXCHANGE_ROOT)')" && [ -n "$$root" ] || exit 1; \
+	{ mkdir -p "$$root" && chmod 1777 "$$root"; } || { echo "make exchange: could not make $$root writable by everyone:" \
+	  "run it as root, or set c.Exchange.root in grader_config.py to a folder you may use" >&2; exit 1; }; \
+	echo "the exchange is $$root (mode 1777: everyone writes there, no one removes another's files)"
+	$(VENV)/bin/nbgrader list --log-level=ERROR
+
 bench: install
 	$(PY) tests/bench.py $(BENCH)
 

@@ -172,12 +172,17 @@ def record(course, graded):
                 if name in scores:
                     grade.auto_score = scores[name]
                     grade.needs_manual_grade = False
+            # As nbgrader's AssignLatePenalties: the penalty is on the notebook's whole score, hand
+            # grades the instructor entered before this run included, and never more than it.
             notebook.late_submission_penalty = None
             late = submission.total_seconds_late
             if late > 0:
-                penalty = penalties.plugin_inst.late_submission_penalty(result.student, result.score, late)
+                session.flush()
+                session.expire(notebook, ["score"])  # a sum the database computes from the grades
+                score = notebook.score
+                penalty = penalties.plugin_inst.late_submission_penalty(result.student, score, late)
                 if penalty is not None:
-                    notebook.late_submission_penalty = min(max(penalty, 0), result.score)
+                    notebook.late_submission_penalty = min(max(penalty, 0), score)
         session.commit()
 
 
