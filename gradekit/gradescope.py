@@ -6,13 +6,12 @@ The bundle holds what grading needs and nothing else: the kit (checks and hidden
 included, they never reach students), its pinned requirements and the course's configuration;
 no solutions, source notebooks, releases or tests.
 """
-import subprocess
 import zipfile
 from pathlib import Path
 
 from gradekit.errors import KitError
 
-# What grading needs, as paths in the course's git checkout.
+# What grading needs, as paths in the course folder (folders packed whole, caches left out).
 NEEDED = ("gradekit/", "requirements.txt", "pyproject.toml", "Makefile", "grader_config.py", "nbgrader_config.py")
 
 # The interpreter the kit runs on, printed: the image's python3 when it is 3.11 or newer (Ubuntu
@@ -88,28 +87,19 @@ exit 0
 
 
 def bundle_files(course):
-    """The course files the bundle carries: what git tracks under NEEDED."""
-    tracked = subprocess.run(["git", "ls-files", *NEEDED], cwd=course.root, capture_output=True, text=True)
-    if tracked.returncode != 0:
-        raise KitError("make gradescope packs the files git tracks: run it inside the course's git checkout")
-    return tracked.stdout.splitlines()
-
-
-def untracked_assignment_files(course, assignment, files):
-    """The assignment's own files (contract, checks, hidden checks, text) that git does not track:
-    a bundle without them could not grade."""
-    folder = course.root / "gradekit" / "assignments" / assignment.name
-    on_disk = {str(p.relative_to(course.root)) for p in folder.rglob("*")
-               if p.is_file() and "__pycache__" not in p.parts}
-    return sorted(on_disk - set(files))
+    """The course files the bundle carries: the kit's package (without caches) and the root files."""
+    files = [name for name in NEEDED if not name.endswith("/")]
+    for folder in (name for name in NEEDED if name.endswith("/")):
+        files += sorted(str(p.relative_to(course.root)) for p in (course.root / folder).rglob("*")
+                        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    missing = [name for name in files if not (course.root / name).is_file()]
+    if missing:
+        raise KitError(f"make gradescope needs {', '.join(missing)} in the course folder")
+    return files
 
 
 def build(course, assignment, out=None):
     files = bundle_files(course)
-    missing = untracked_assignment_files(course, assignment, files)
-    if missing:
-        raise KitError("make gradescope packs the files git tracks, and git does not track "
-                       f"{', '.join(missing)}: commit them first")
     out = Path(out or course.autograded / f"gradescope-{assignment.name}.zip")
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:

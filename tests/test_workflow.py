@@ -463,13 +463,13 @@ def test_the_bundle_grades_only_in_the_sandbox_and_refuses_in_one_line_where_it_
     assert "gradekit: error: the grading sandbox cannot start" in done.stdout  # the instructor's log
 
 
-def test_a_bundle_needs_its_assignment_committed(course):
-    """The bundle packs what git tracks: an assignment whose files are not committed yet would
-    be a bundle that cannot grade, so `make gradescope` refuses it, naming the files."""
-    tracked = gradescope.bundle_files(course)
-    assert gradescope.untracked_assignment_files(course, ASSIGNMENT, tracked) == []
-    missing = gradescope.untracked_assignment_files(course, ASSIGNMENT, [])
-    assert {"gradekit/assignments/batchnorm/checks.py", "gradekit/assignments/batchnorm/hidden.py"} <= set(missing)
+def test_a_bundle_packs_the_kit_from_disk_without_caches(course):
+    """Every assignment's files go in, committed or not (a bundle without its checks could not
+    grade); compiled caches stay out."""
+    files = set(gradescope.bundle_files(course))
+    assert {"gradekit/assignments/batchnorm/checks.py", "gradekit/assignments/batchnorm/hidden.py",
+            "gradekit/run/server.py", "grader_config.py"} <= files
+    assert not any("__pycache__" in name or name.endswith(".pyc") for name in files)
 
 
 def test_run_autograder_tells_the_student_why_a_notebook_cannot_be_read(course, tmp_path):
