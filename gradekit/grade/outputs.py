@@ -11,6 +11,9 @@ import os
 import tempfile
 from pathlib import Path
 
+import nbformat
+from nbgrader.nbgraderformat import MetadataValidator
+
 from gradekit.grade import gradebook, report
 
 FIXED_COLUMNS = ["student_id", "assignment"]
@@ -19,12 +22,15 @@ PER_SUBMISSION = ("feedback.html", "results.json")
 
 
 def write_atomically(path, data):
-    """Write text or bytes to a temporary file beside `path`, then rename it into place."""
+    """Write text or bytes to a temporary file beside `path`, then rename it into place. A lone
+    surrogate, which UTF-8 cannot hold, is written as a `\\udXXX` escape rather than failing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    text = not isinstance(data, bytes)
     try:
-        with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w", encoding=None if isinstance(data, bytes) else "utf-8") as handle:
+        with os.fdopen(fd, "w" if text else "wb", encoding="utf-8" if text else None,
+                       errors="backslashreplace" if text else None) as handle:
             handle.write(data)
         os.replace(temporary, path)
     except BaseException:
@@ -49,7 +55,7 @@ def write_submission(course, assignment, result, submitted, cells):
     folder = submission_folder(course, result)
     note = ""
     if result.ran:
-        notebook = gradebook.autograded_notebook(submitted, assignment, result, cells)
+        notebook = _autograded_notebook(submitted, assignment, result, cells)
         if notebook is None:
             note = "its nbgrader metadata is broken, so no autograded notebook was written"
         else:
@@ -57,6 +63,23 @@ def write_submission(course, assignment, result, submitted, cells):
     write_atomically(folder / "results.json", json.dumps(result.gradescope(), indent=2))
     write_atomically(folder / "feedback.html", result.feedback_html(course.grading.show_hints, assignment.questions))
     return note
+
+
+def _autograded_notebook(submitted, assignment, result, cells):
+    """The autograded notebook's text, or None where the submitted notebook cannot be put in
+    nbgrader's form. nbformat and nbgrader raise errors of many types on a hostile notebook (a
+    list where metadata should be, an outdated nbgrader schema...), and the result must stand
+    whatever they raise; a notebook nbgrader itself would refuse to read back (a grade cell left
+    without its id when the id was unknown: generate_feedback fails on it) is not written either.
+    Lone surrogates (valid JSON escapes, but no UTF-8 page can hold them) become U+FFFD."""
+    try:
+        text = gradebook.autograded_notebook(submitted, assignment, result, cells)
+        if text is not None:
+            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+            MetadataValidator().validate_nb(nbformat.reads(text, as_version=4))  # as nbgrader reads it
+        return text
+    except Exception:
+        return None
 
 
 def grades_csv(results, checks):

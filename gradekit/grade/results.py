@@ -2,14 +2,18 @@
 student's feedback page, and the record resumable grading keeps.
 
 Every message in a result may hold text the submission chose (an exception's message, a type
-name); it was cleaned where it left the sandbox (wire.clean_text) and is escaped again by each
-rendering: HTML by jinja2's autoescape, spreadsheet formulas by `csv_cell`.
+name, a value a judgement quotes); it was cleaned where it left the sandbox (wire.clean_text), is
+cleaned and bounded again here, whatever the grader made of it since (str() of a list the
+submission answered is not bounded by the wire), and is escaped again by each rendering: HTML by
+jinja2's autoescape, spreadsheet formulas by `csv_cell`.
 """
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 import jinja2
+
+from gradekit.run.wire import clean_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -37,6 +41,7 @@ STATUSES = {
 NOT_RUN = {"missing", "misnamed", "not-a-notebook", "malformed", "empty", "unknown-assignment", "sandbox-error",
            "grader-error"}
 RETRY = {"sandbox-error", "grader-error"}  # not saved as graded: the next run grades them again
+MAX_MESSAGE = 2000  # characters of any one message a row or a check carries
 
 
 @dataclass
@@ -44,6 +49,9 @@ class CheckResult:
     check: object  # gradekit.contract.Scored
     passed: bool
     message: str = ""
+
+    def __post_init__(self):
+        self.message = clean_text(self.message, MAX_MESSAGE)
 
     @property
     def points(self):
@@ -59,6 +67,9 @@ class Result:
     status: str
     message: str = ""
     checks: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.message = clean_text(self.message, MAX_MESSAGE)
 
     @classmethod
     def failed(cls, student, assignment, status, message, checks):
@@ -155,21 +166,23 @@ def template(name):
 
 
 def status_of(run, settings, second=None):
-    """(status, message) of a graded submission, from how its process(es) ended and what they said."""
+    """(status, message) of a graded submission, from how its process(es) ended and what they said.
+    The grader's own reasons come first: a process that dies after the grader hung up on it (by
+    SIGPIPE, writing the rest of a refused answer) died of the grader's decision."""
     for r in (run, second) if second else (run,):
         ended, session = r.ended, r.ended.get("session")
         if ended.get("lost"):
             return "sandbox-error", "the sandbox stopped answering while grading (not your code's fault): re-run"
         if session == "timeout" or ended.get("killed"):
             return "timeout", f"stopped after {settings.wall_seconds:g} s (wall-clock limit)"
-        if ended.get("signal") == "SIGXCPU":
-            return "cpu-limit", f"used more than {settings.cpu_seconds} s of CPU time"
-        if ended.get("signal"):
-            return "crashed", f"the process was killed by {ended['signal']}" + (" (out of memory?)" if _memory(r) else "")
         if session == "protocol":
             if "over the budget" in (r.cut or ""):
                 return "too-much-data", f"sent the grader more than {settings.answer_mb} MiB of data"
             return "protocol", "the code wrote into the grader's channel, so its answers could not be read"
+        if ended.get("signal") == "SIGXCPU":
+            return "cpu-limit", f"used more than {settings.cpu_seconds} s of CPU time"
+        if ended.get("signal"):
+            return "crashed", f"the process was killed by {ended['signal']}" + (" (out of memory?)" if _memory(r) else "")
         if session == "closed":
             code = ended.get("exit")
             return "exited", f"the code ended its own process (exit code {code}) before grading finished"

@@ -47,11 +47,14 @@ class Closed(ConnectionError):
 
 # ---- text that came from a submission -----------------------------------------------------
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+# Control characters, line and paragraph separators, the byte-order mark, and the bidirectional
+# controls (U+061C, U+200E-F, U+202A-E, U+2066-9) that can make text display as other text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 
 
 def clean_text(text, limit=MAX_TEXT):
-    """Valid UTF-8, no control characters but newline and tab, at most `limit` characters."""
+    """Valid UTF-8, no control characters but newline and tab (nor bidirectional controls), at most
+    `limit` characters."""
     text = str(text).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     text = _CONTROL.sub("\ufffd", text)
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"

@@ -8,12 +8,19 @@
 
 When the init exits, the kernel kills everything left in its PID namespace, and the namespaces
 (with their tmpfs and SysV IPC objects) go with the last process: nothing one submission starts,
-writes or allocates can reach the next. Without bubblewrap ("weak" mode) there are no namespaces:
-the student gets a scratch folder and its process group is killed afterwards.
+writes or allocates can reach the next. The box's own processes stay out of the world's sight
+(/proc/<pid> of each is masked), every mount but the scratch tmpfs is read-only (procfs and the
+device nodes included: when the grader runs as root, the student's uid is root's outside the box),
+and the student's process holds no descriptor but its channel. A seccomp filter refuses the system
+calls whose effects no namespace or cap contains: the kernel keyrings (shared by every world of
+the box) and memory held outside the address space (memfd, SysV shared memory and message
+queues, which RLIMIT_AS does not count). Without bubblewrap ("weak" mode) there are no
+namespaces: the student gets a scratch folder and its process group is killed afterwards.
 """
 import ctypes
 import json
 import os
+import platform
 import resource
 import shutil
 import signal
@@ -21,8 +28,21 @@ import tempfile
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE, MS_RELATIME = 2, 4, 32, 4096, 16384, 1 << 18, 1 << 21
-MS_RDONLY = 1
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+MS_RDONLY, MS_NOEXEC, MS_NOATIME, MS_NODIRATIME, MS_STRICTATIME = 1, 8, 1024, 2048, 1 << 24
+# A mount's options as /proc/self/mountinfo lists them, as mount flags (a remount must keep them).
+MOUNT_OPTIONS = {"ro": MS_RDONLY, "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
+                 "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME, "strictatime": MS_STRICTATIME}
+SCRATCH = ("/tmp", "/dev/shm")
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 24, 38, 22, 2
+# Refused system calls (add_key, request_key, keyctl, memfd_create, memfd_secret, shmget, msgget), by
+# architecture: its seccomp audit code and its numbers.
+REFUSED_CALLS = {
+    "x86_64": (0xC000003E, (248, 249, 250, 319, 447, 29, 68)),
+    "aarch64": (0xC00000B7, (217, 218, 219, 279, 447, 194, 186)),  # the generic table
+    "riscv64": (0xC00000F3, (217, 218, 219, 279, 447, 194, 186)),
+}
+X32_SYSCALL_BIT = 0x40000000
+EPERM = 1
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 NOBODY = 65534
 
@@ -75,9 +95,10 @@ def _init(channel, status_fd, setup, serve):
             _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
             _mount(None, "/", None, MS_REC | MS_PRIVATE)
             scratch = f"size={limits['scratch_mb']}m,mode=1777,nr_inodes=10000"
-            _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, scratch)
-            _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={limits['scratch_mb']}m,mode=1777")
-            _mount(None, "/dev", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_RELATIME)
+            for target in SCRATCH:
+                _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, scratch)
+            _read_only_but_scratch()
+            _mask_processes_outside()
             workdir = "/tmp"
         else:
             workdir = tempfile.mkdtemp(prefix="gradekit-submission-")
@@ -85,8 +106,7 @@ def _init(channel, status_fd, setup, serve):
         student = os.fork()
         if student == 0:
             _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            os.close(status_fd)
-            _become_student(limits, setup["isolated"], workdir)
+            _become_student(limits, setup["isolated"], workdir, channel.fileno())
             serve(channel)
             os._exit(0)
         channel.close()
@@ -99,6 +119,90 @@ def _init(channel, status_fd, setup, serve):
         os._exit(0)
 
 
+def _mount_points():
+    """[(mount point, its options)] of this mount namespace, from /proc/self/mountinfo."""
+    found = []
+    with open("/proc/self/mountinfo") as table:
+        for line in table:
+            fields = line.split()
+            point = fields[4].encode().decode("unicode_escape").encode("latin-1").decode("utf-8", "surrogateescape")
+            found.append((point, fields[5].split(",")))
+    return found
+
+
+def _read_only_but_scratch():
+    """Remount read-only every mount the world can see but its scratch tmpfs: procfs (its sysctl
+    files) and the device nodes bound from the host (their inodes) are writable otherwise."""
+    for point, options in _mount_points():
+        if "rw" in options and point not in SCRATCH:
+            flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+            for option in options:
+                flags |= MOUNT_OPTIONS.get(option, 0)
+            _mount(None, point, None, flags)
+
+
+def _mask_processes_outside():
+    """Hide every process that is not in the world (the box's own: bubblewrap, zygote, keeper,
+    this init) behind an empty read-only folder: /proc is the box's, and the new PID namespace
+    alone does not hide their environment, command line or descriptors."""
+    pids = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    threads = set()
+    for pid in pids:
+        try:
+            threads.update(os.listdir(f"/proc/{pid}/task"))  # reachable as /proc/<tid>, though not listed
+        except OSError:
+            pass
+    for pid in pids:
+        try:
+            _hide(f"/proc/{pid}")
+        except FileNotFoundError:
+            pass  # it ended meanwhile
+    for tid in threads.difference(pids):
+        try:
+            _hide(f"/proc/{tid}")
+        except OSError:
+            pass
+
+
+def _hide(path):
+    _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=1,mode=555")
+
+
+def _refuse_calls():
+    """Install the seccomp filter (see the module's docstring): the refused calls fail with EPERM."""
+    machine = platform.machine()
+    if machine not in REFUSED_CALLS:
+        raise OSError(f"no seccomp table for {machine}")
+    arch, numbers = REFUSED_CALLS[machine]
+
+    class Instruction(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Instruction))]
+
+    load, equal, at_least, give = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
+    allow, refuse = 0x7FFF0000, 0x00050000 | EPERM  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO
+    checks = [(at_least, X32_SYSCALL_BIT)] + [(equal, n) for n in numbers]
+    deny_at = 3 + len(checks) + 1  # index of the final "refuse"
+    code = [(load, 0, 0, 4), (equal, 0, deny_at - 2, arch), (load, 0, 0, 0)]  # another ABI: refuse all
+    for kind, value in checks:
+        code.append((kind, deny_at - len(code) - 1, 0, value))
+    code += [(give, 0, 0, allow), (give, 0, 0, refuse)]
+    instructions = (Instruction * len(code))(*code)
+    program = Program(len(code), instructions)
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0), "seccomp")
+
+
+def _close_fds_but(keep):
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) not in keep:
+            try:
+                os.close(int(name))
+            except OSError:
+                pass
+
+
 def _kill_group(pgid):
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -106,8 +210,9 @@ def _kill_group(pgid):
         pass
 
 
-def _become_student(limits, isolated, workdir):
+def _become_student(limits, isolated, workdir, channel):
     """Give up everything the submission must not have, then leave the process to it."""
+    _close_fds_but({0, 1, 2, channel})  # the keeper's report pipe, above all
     if not isolated:
         os.setsid()  # its own process group, killed as a whole afterwards
     memory = limits["memory_mb"] << 20
@@ -126,6 +231,7 @@ def _become_student(limits, isolated, workdir):
             os.setgid(NOBODY)
             os.setuid(NOBODY)
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    _refuse_calls()
     os.chdir(workdir)
     os.environ["HOME"] = os.environ["TMPDIR"] = workdir
     null = os.open(os.devnull, os.O_RDWR)
