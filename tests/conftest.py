@@ -47,14 +47,14 @@ def sandbox(course):
 
 
 @pytest.fixture(scope="session")
-def batteries(course):
-    return {name: Battery(contract.get(name), course.grading.hidden_points) for name in contract.names()}
+def grade(course, sandbox):
+    """grade(assignment name, code or [(cell number, source)]) -> Result, in the shared sandbox.
+    Each assignment's battery is built the first time it is needed."""
+    batteries = {}
 
-
-@pytest.fixture(scope="session")
-def grade(sandbox, batteries):
-    """grade(assignment name, code or [(cell number, source)]) -> Result, in the shared sandbox."""
     def run(name, code, student="student"):
+        if name not in batteries:
+            batteries[name] = Battery(contract.get(name), course.grading.hidden_points)
         cells = [(1, code)] if isinstance(code, str) else code
         return batteries[name].grade(sandbox, student, cells)
     return run
