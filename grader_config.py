@@ -1,6 +1,7 @@
 # One configuration for nbgrader and for the kit (traitlets syntax). nbgrader reads it through
 # nbgrader_config.py, so `nbgrader generate_assignment batchnorm` by hand makes the same release
 # as `make release`; the kit reads it once, through gradekit/course.py.
+from nbconvert.preprocessors.sanitize import SanitizeHTML
 from nbgrader.converters import GenerateAssignment
 from nbgrader.preprocessors import ClearSolutions
 
@@ -18,6 +19,9 @@ c.GenerateAssignment.preprocessors = [
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.ExecutePreprocessor.timeout = 120
+# Pages nbgrader renders from students' notebooks (generate_feedback, formgrader) escape the HTML
+# a student wrote in Markdown cells or left in outputs: no script of theirs runs in a reader's browser.
+c.HTMLExporter.preprocessors = [SanitizeHTML]
 
 # ---- the kit ------------------------------------------------------------------------
 # Each submission runs in a bubblewrap sandbox; the kit refuses to grade where it cannot start

@@ -23,7 +23,7 @@ from gradekit.course import Course
 from gradekit.grade.autograde import autograde
 from gradekit.grade.report import pass_rates
 from gradekit.grade.results import Result
-from gradekit.grade.sandbox import pids_cgroup_root
+from gradekit.grade.sandbox import Cgroup
 from gradekit.grade.submission import code_cells
 from mutants import batchnorm
 
@@ -144,7 +144,7 @@ def test_faults_end_in_their_own_row(graded):
     assert rows["a20-empty-folder"].status == "missing"
     assert rows["a21-other-course"].status == "unknown-assignment" and "'rnn'" in rows["a21-other-course"].message
     assert verdicts(rows["a18-forks-many"]) == [True] * 10
-    if pids_cgroup_root():  # where the kit can make a cgroup, processes are capped per sandbox
+    if Cgroup.root("pids"):  # where the kit can make a cgroup, processes are capped per sandbox
         assert "RuntimeError: stopped after" in rows["a18-forks-many"].message
 
 

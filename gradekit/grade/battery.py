@@ -24,9 +24,12 @@ import torch
 
 import gradekit.run
 from gradekit import selfcheck
-from gradekit.grade import remote
+from gradekit.grade import budget, remote
 from gradekit.grade.remote import Ended, Namespace, RemoteError
 from gradekit.grade.results import CheckResult, Result, status_of
+
+MIN_JUDGE_ELEMENTS = 1 << 20
+JUDGE_FACTOR = 8
 
 
 @dataclass
@@ -52,13 +55,17 @@ class Battery:
             if key not in made:
                 made[key] = c.check.expect(self.inputs[c.module])
         self.expected = [made[(c.check.expect, c.module)] for c in self.checks]
+        # What a judgement may build from a submission's answers: a few times the assignment's own
+        # largest tensor (see budget.py).
+        self.element_limit = max(MIN_JUDGE_ELEMENTS, JUDGE_FACTOR * largest_tensor((self.inputs, self.expected)))
         self.fingerprint = self._fingerprint(hidden_points)
 
     def _fingerprint(self, hidden_points):
         """Changes when anything that decides a verdict changes: the checks, the points, the grading code."""
         digest = hashlib.sha256()
         sources = {Path(importlib.import_module(m).__file__) for m in self.inputs}
-        sources |= {Path(__file__), Path(remote.__file__), *Path(gradekit.run.__file__).parent.glob("*.py")}
+        sources |= {Path(__file__), Path(remote.__file__), Path(budget.__file__),
+                    *Path(gradekit.run.__file__).parent.glob("*.py")}
         for path in sorted(sources):
             digest.update(path.read_bytes())
         digest.update(json.dumps(hidden_points or {}, sort_keys=True).encode())
@@ -85,8 +92,12 @@ class Battery:
             return False, f"raised {outcome[1]}"
         _, observations, view = outcome
         check = self.checks[index].check
-        expected = self.expected[index] if pristine else check.expect(view)
-        return check.verdict(expected, observations)
+        with budget.ElementBudget(self.element_limit):
+            try:
+                expected = self.expected[index] if pristine else check.expect(view)
+            except Exception as error:  # what the submission left in its inputs breaks the expectation
+                return False, f"unexpected results ({selfcheck.first_line(error)})"
+            return check.verdict(expected, observations)
 
     def _run(self, sandbox, cells, shared):
         """One pass: a fresh process, the cells, then each check's probe (the core checks only
@@ -133,6 +144,17 @@ class Battery:
             if shared and outcome[0] == "observed":
                 outcome[2] = _substitute(inputs, seen)
             run.outcomes.append(tuple(outcome))
+
+
+def largest_tensor(value):
+    """Elements of the largest tensor in nested lists, tuples and dicts."""
+    if isinstance(value, torch.Tensor):
+        return value.numel()
+    if type(value) in (list, tuple):
+        return max(map(largest_tensor, value), default=0)
+    if type(value) is dict:
+        return max(map(largest_tensor, value.values()), default=0)
+    return 0
 
 
 def _as_data(value, ns):

@@ -173,6 +173,8 @@ def status_of(run, settings, second=None):
         ended, session = r.ended, r.ended.get("session")
         if ended.get("lost"):
             return "sandbox-error", "the sandbox stopped answering while grading (not your code's fault): re-run"
+        if ended.get("memory"):  # whatever followed (a parent waiting on a killed child times out)
+            return "memory", f"ran out of memory: its processes together may hold {settings.memory_mb} MiB"
         if session == "timeout" or ended.get("killed"):
             return "timeout", f"stopped after {settings.wall_seconds:g} s (wall-clock limit)"
         if session == "protocol":

@@ -3,7 +3,7 @@
 A `Sandbox` is one bubblewrap box holding a zygote (gradekit/run/zygote.py). The box sees the
 Python install and the virtual environment read-only, and of the kit only gradekit/run (checks,
 hidden checks and solutions stay outside); it has no course files, no home, no network, its own
-PID and user namespaces, and a pids cgroup where the grader may make one. Each submission gets a
+PID and user namespaces, and pids and memory cgroups where the grader may make them. Each submission gets a
 fresh world inside it (gradekit/run/world.py) and a socket to the grader of its own.
 
 With `Sandbox.mode = "none"` in grader_config.py (weak mode, opted into) the zygote runs as a
@@ -82,20 +82,65 @@ def _zygote_command(fd, isolated):
     return command + ["--", sys.executable, "-I", "-S", "-c", boot, str(fd)]
 
 
-def pids_cgroup_root():
-    """Where a per-sandbox process cap can be made (cgroup v1's pids hierarchy, or v2 with the pids
-    controller enabled for children); None where this user cannot. RLIMIT_NPROC does not hold inside
-    bubblewrap's user namespace, so the cgroup is the cap there."""
-    v1 = Path("/sys/fs/cgroup/pids")
-    if (v1 / "cgroup.procs").is_file() and os.access(v1, os.W_OK):
-        return v1
-    v2 = Path("/sys/fs/cgroup")
-    try:
-        if "pids" in (v2 / "cgroup.subtree_control").read_text().split() and os.access(v2, os.W_OK):
-            return v2
-    except OSError:
-        pass
-    return None
+class Cgroup:
+    """One cgroup of one controller ("pids" or "memory") for one sandbox, where this user may make
+    it: cgroup v1's hierarchy of that controller, or v2 with the controller enabled for children.
+    bubblewrap's user namespace defeats RLIMIT_NPROC, and RLIMIT_AS caps each process alone: the
+    cgroups cap the box, processes and memory (scratch files included), as a whole."""
+
+    FILES = {("pids", 1): {"max": "pids.max"}, ("pids", 2): {"max": "pids.max"},
+             ("memory", 1): {"max": "memory.limit_in_bytes", "current": "memory.usage_in_bytes",
+                             "events": "memory.oom_control"},
+             ("memory", 2): {"max": "memory.max", "current": "memory.current", "events": "memory.events"}}
+
+    def __init__(self, path, controller, version):
+        self.path, self.controller, self.version = path, controller, version
+
+    @classmethod
+    def root(cls, controller):
+        """(root, cgroup version), or None where this user cannot make a cgroup of `controller`."""
+        v1 = Path("/sys/fs/cgroup") / controller
+        if (v1 / "cgroup.procs").is_file() and os.access(v1, os.W_OK):
+            return v1, 1
+        v2 = Path("/sys/fs/cgroup")
+        try:
+            if controller in (v2 / "cgroup.subtree_control").read_text().split() and os.access(v2, os.W_OK):
+                return v2, 2
+        except OSError:
+            pass
+        return None
+
+    @classmethod
+    def make(cls, controller):
+        found = cls.root(controller)
+        if found is None:
+            return None
+        root, version = found
+        return cls(Path(tempfile.mkdtemp(prefix="gradekit-", dir=root)), controller, version)  # mkdir makes one
+
+    def _file(self, name):
+        return self.path / self.FILES[(self.controller, self.version)][name]
+
+    def limit(self, value):
+        self._file("max").write_text(str(value))
+
+    def current(self):
+        return int(self._file("current").read_text())
+
+    def oom_kills(self):
+        for line in self._file("events").read_text().splitlines():
+            key, _, count = line.partition(" ")
+            if key == "oom_kill":
+                return int(count)
+        return 0
+
+    def remove(self):
+        for _ in range(100):  # empty once the killed processes are reaped
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.05)
 
 
 def _own_process_count():
@@ -117,7 +162,8 @@ class Sandbox:
         check_mode(settings.mode)
         self.settings = settings
         self.isolated = settings.mode == "bwrap"
-        self.process = self.control = self._cgroup = None
+        self.process = self.control = None
+        self._cgroups = {}
         self._jobs = 0
         # Weak mode only: RLIMIT_NPROC counts every process of this user on the machine.
         self.nproc = _own_process_count() + settings.processes * max(workers, 1) + 32
@@ -129,12 +175,21 @@ class Sandbox:
         grader_end, box_end = socket.socketpair()
         command = _zygote_command(box_end.fileno(), self.isolated)
         if self.isolated:
-            self._cgroup = self._make_cgroup()
-            if self._cgroup:  # joined before bwrap starts, so everything in the box is born in it
-                command = ["/bin/sh", "-c", f'echo $$ > "{self._cgroup}/cgroup.procs" && exec "$@"', "sh", *command]
+            for controller in ("pids", "memory"):
+                cgroup = Cgroup.make(controller)
+                if cgroup:
+                    self._cgroups[controller] = cgroup
+            if "pids" in self._cgroups:
+                self._cgroups["pids"].limit(self.settings.processes + 8)
+            if self._cgroups:  # joined before bwrap starts, so everything in the box is born in them
+                join = " && ".join(f'echo $$ > "{c.path}/cgroup.procs"' for c in self._cgroups.values())
+                command = ["/bin/sh", "-c", join + ' && exec "$@"', "sh", *command]
+        # bubblewrap's own process is visible in the box: it gets no environment of the grader's,
+        # and its stderr (which the box could write) goes to a file read only when the box fails.
+        self._stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(command, pass_fds=[box_end.fileno()], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-                                        env=None if self.isolated else {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+                                        stdout=subprocess.DEVNULL, stderr=self._stderr, start_new_session=True,
+                                        env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
         box_end.close()
         self.control = grader_end
         s = self.settings
@@ -150,9 +205,13 @@ class Sandbox:
         if not self._ready:
             reply = self._control_reply(START_SECONDS)
             if not reply or not reply.get("ready"):
-                why = self.process.stderr.read1(4000).decode(errors="replace").strip().splitlines()
+                self._stderr.seek(0)
+                why = self._stderr.read(4000).decode(errors="replace").strip().splitlines()
                 self.stop()
                 raise SandboxError("the sandbox did not start" + (f": {why[-1]}" if why else ""))
+            if "memory" in self._cgroups:  # the box as it stands, plus one submission's allowance
+                memory = self._cgroups["memory"]
+                memory.limit(memory.current() + (self.settings.memory_mb << 20))
             self._ready = True
         return self
 
@@ -163,25 +222,12 @@ class Sandbox:
             except ProcessLookupError:
                 pass
             self.process.wait()
-            self.process.stderr.close()
+            self._stderr.close()
             self.control.close()
             self.process = None
-        if self._cgroup:
-            for _ in range(100):  # empty once the killed processes are reaped
-                try:
-                    self._cgroup.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            self._cgroup = None
-
-    def _make_cgroup(self):
-        root = pids_cgroup_root()
-        if root is None:
-            return None
-        path = Path(tempfile.mkdtemp(prefix="gradekit-", dir=root))  # mkdir in a cgroup fs makes a cgroup
-        (path / "pids.max").write_text(str(self.settings.processes + 8))
-        return path
+        for cgroup in self._cgroups.values():
+            cgroup.remove()
+        self._cgroups = {}
 
     # ---- one submission ---------------------------------------------------------------
 
@@ -200,6 +246,7 @@ class Sandbox:
                     deadline = time.monotonic() + self.settings.wall_seconds
                     session = Session(mine, deadline, self.settings.answer_mb << 20)
                     session.job = self._jobs
+                    session.oom_kills = self._oom_kills()
                     hello = wire.receive(mine, time.monotonic() + START_SECONDS)
                     if hello and hello[0] == {"hello": True}:
                         return session
@@ -212,7 +259,8 @@ class Sandbox:
 
     def finish(self, session):
         """End the session's process; how it ended: {"exit": n} or {"signal": name}, with
-        "killed" when the grader's deadline ended it. The box is replaced if it misbehaves."""
+        "killed" when the grader's deadline ended it and "memory" when the box's memory cgroup
+        killed one of its processes. The box is replaced if it misbehaves."""
         session.sock.close()
         if session.ended == "timeout":
             self._send_control({"kill": session.job})
@@ -223,9 +271,16 @@ class Sandbox:
         if done is None or done.get("done") != session.job:
             self.stop()  # a zygote that does not answer is replaced; the next submission gets a new box
             return {"lost": True}
+        if self._oom_kills() > session.oom_kills:
+            done["memory"] = True
         if done.get("unclean"):
             self.stop()
         return done
+
+    def _oom_kills(self):
+        """How many processes the box's memory cgroup has killed so far (0 without one)."""
+        memory = self._cgroups.get("memory")
+        return memory.oom_kills() if memory else 0
 
     def _send_control(self, message):
         try:

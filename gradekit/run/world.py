@@ -92,6 +92,11 @@ def _init(channel, status_fd, setup, serve):
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the zygote may kill the keeper
         limits = setup["limits"]
         if setup["isolated"]:
+            # When the box's memory cgroup is full, the kernel kills the world's processes (this init
+            # and what it starts inherit the score) before the zygote that outlives them. Written
+            # while /proc is still writable; raising one's own score needs no privilege.
+            with open("/proc/self/oom_score_adj", "w") as score:
+                score.write("1000")
             _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
             _mount(None, "/", None, MS_REC | MS_PRIVATE)
             scratch = f"size={limits['scratch_mb']}m,mode=1777,nr_inodes=10000"
