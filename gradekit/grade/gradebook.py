@@ -133,7 +133,7 @@ def autograded_notebook(submitted_path, assignment, result, cells):
 def read_timestamp(folder):
     """The submission time `nbgrader collect` wrote beside the notebook, or None."""
     try:
-        text = read_bytes(folder / "timestamp.txt").decode("utf-8").strip()
+        text = read_bytes(folder / "timestamp.txt", limit=256).decode("utf-8").strip()
         return parse_utc(text) if text else None
     except (SubmissionError, UnicodeDecodeError, ValueError, OverflowError):
         return None

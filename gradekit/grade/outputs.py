@@ -1,13 +1,15 @@
 """The files grading writes, all atomically (a crash or a kill never leaves half of one).
 
 Per submission, in autograded/<student>/<assignment>/ (written by the worker that graded it):
-the autograded notebook in nbgrader's form, feedback.html and Gradescope's results.json.
+the autograded notebook in nbgrader's form, feedback.html, Gradescope's results.json, and the
+submission's timestamp.txt and submission_secret.txt as nbgrader's autograde keeps them.
 Per class, in autograded/: grades.csv, report.html and report.png (written once, at the end).
 """
 import csv
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -15,10 +17,12 @@ import nbformat
 from nbgrader.nbgraderformat import MetadataValidator
 
 from gradekit.grade import gradebook, report
+from gradekit.grade.submission import SubmissionError, read_bytes
 
 FIXED_COLUMNS = ["student_id", "assignment"]
 TAIL_COLUMNS = ["score", "max_score", "status", "message"]
 PER_SUBMISSION = ("feedback.html", "results.json")
+SECRET = re.compile(r"[0-9a-f]{16,256}")  # nbgrader's submit writes secrets.token_hex(64)
 
 
 def write_atomically(path, data):
@@ -53,6 +57,8 @@ def write_submission(course, assignment, result, submitted, cells):
     """A graded submission's own files. Returns a note when the autograded notebook could not be
     written (malformed nbgrader metadata, say): the grade stands, the row says so."""
     folder = submission_folder(course, result)
+    for name, text in nbgrader_files(Path(submitted).parent).items():
+        write_atomically(folder / name, text)
     note = ""
     if result.ran:
         notebook = _autograded_notebook(submitted, assignment, result, cells)
@@ -63,6 +69,24 @@ def write_submission(course, assignment, result, submitted, cells):
     write_atomically(folder / "results.json", json.dumps(result.gradescope(), indent=2))
     write_atomically(folder / "feedback.html", result.feedback_html(course.grading.show_hints, assignment.questions))
     return note
+
+
+def nbgrader_files(folder):
+    """What nbgrader keeps beside an autograded notebook, from what `nbgrader collect` put beside
+    the submission: its time, and the secret that names the student's feedback in the exchange
+    (`nbgrader release_feedback` needs both). The student's nbgrader wrote them, so each is taken
+    only in the form nbgrader writes it."""
+    found = {}
+    timestamp = gradebook.read_timestamp(folder)
+    if timestamp is not None:
+        found["timestamp.txt"] = timestamp.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    try:
+        secret = read_bytes(folder / "submission_secret.txt", limit=1024).decode("ascii")
+    except (SubmissionError, UnicodeDecodeError):
+        secret = ""
+    if SECRET.fullmatch(secret):
+        found["submission_secret.txt"] = secret
+    return found
 
 
 def _autograded_notebook(submitted, assignment, result, cells):

@@ -131,11 +131,12 @@ class Result:
         total score is always visible."""
         tests = []
         for r in self.checks:
-            tests.append({
-                "name": r.check.label, "score": r.points, "max_score": r.check.points,
-                "status": "passed" if r.passed else "failed",
-                "output": "" if r.passed else f"{r.message}\nHint: {r.check.hint}".strip(),
-                "visibility": "after_published" if r.check.hidden else "visible"})
+            test = {"name": r.check.label, "status": "passed" if r.passed else "failed",
+                    "output": "" if r.passed else f"{r.message}\nHint: {r.check.hint}".strip(),
+                    "visibility": "after_published" if r.check.hidden else "visible"}
+            if r.check.points:  # a check worth nothing shows its status alone, not "0.0 / 0.0"
+                test.update(score=r.points, max_score=r.check.points)
+            tests.append(test)
         output = "" if self.status == "ok" else f"{self.status}: {self.message}"
         return {"score": self.score, "output": output, "visibility": "visible",
                 "stdout_visibility": "hidden", "tests": tests}
