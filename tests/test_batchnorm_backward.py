@@ -2,15 +2,13 @@
 the sandbox, the core verdicts of the same checks run in one process and the failures the spec's
 conditions give; each hidden check catches a mistake the core checks miss; correct alternative
 implementations pass everything; the timing check gives the same verdict run after run."""
-import contextlib
 import html
-import io
 
 import pytest
 
 from gradekit import contract, selfcheck
 from gradekit.build.source import solution_chunks
-from mutants import batchnorm_backward
+from mutants import batchnorm_backward, cells, run_cells
 
 NAME = "batchnorm_backward"
 ASSIGNMENT = contract.get(NAME)
@@ -19,19 +17,10 @@ BY_NAME = {m.name: m for m in batchnorm_backward.MUTANTS}
 FUNCTIONS_CELL = "batchnorm-functions"
 
 
-def cells(code):
-    """The solution file's cells as the grader receives a notebook's: [(number, source)]."""
-    return list(enumerate(solution_chunks(code, NAME).values(), start=1))
-
-
 def run_in_one_process(code, module=CORE):
     """[(passed, why)] of `module`'s checks run in one process on the real functions, the cells
     run as a notebook runs them (a cell that raises does not stop the next)."""
-    namespace = {"__name__": "__main__"}
-    for _, source in cells(code):
-        with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
-            exec(compile(source, "<cell>", "exec"), namespace)
-    return selfcheck.run_checks(module, namespace)
+    return selfcheck.run_checks(module, run_cells(cells(code)))
 
 
 def with_functions(functions):

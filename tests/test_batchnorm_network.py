@@ -15,6 +15,7 @@ from conftest import COURSE
 from gradekit import contract, selfcheck
 from gradekit.grade.submission import code_cells
 from mutants import batchnorm_network as mutants
+from mutants import run_cells
 
 NAME = "batchnorm_network"
 ASSIGNMENT = contract.get(NAME)
@@ -37,18 +38,6 @@ def graded(grade):
     return run
 
 
-def run_in_one_process(cells):
-    """The namespace the cells leave, run as a notebook runs them: a failing cell does not stop the next."""
-    namespace = {"__name__": "__main__"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for number, source in cells:
-            try:
-                exec(compile(source, f"<cell {number}>", "exec"), namespace)
-            except Exception:
-                pass
-    return namespace
-
-
 def failed(results):
     return [(r.check.label, r.message) for r in results if not r.passed]
 
@@ -65,8 +54,8 @@ def test_reference_passes_every_check_well_within_the_caps(graded, course):
 
 
 @pytest.mark.parametrize("mutant", mutants.MUTANTS, ids=[m.name for m in mutants.MUTANTS])
-def test_grader_matches_the_checks_run_in_one_process(graded, mutant):
-    original = selfcheck.run_checks(CORE, run_in_one_process(mutant.cells()))
+def test_grader_matches_the_checks_run_cells(graded, mutant):
+    original = selfcheck.run_checks(CORE, run_cells(mutant.cells()))
     result = graded(mutant)
     verdicts = [r.passed for r in result.core]
     assert verdicts == [passed for passed, _ in original], (failed(result.core), original)
@@ -105,7 +94,7 @@ def test_summed_loss_is_decided_with_a_wide_margin():
     data = CORE.load_data()
 
     def training_losses(mutant):
-        namespace = run_in_one_process(mutant.cells())
+        namespace = run_cells(mutant.cells())
         losses = []
         for seed in range(10):
             torch.manual_seed(seed)
@@ -123,7 +112,7 @@ def test_summed_loss_is_decided_with_a_wide_margin():
 
 def test_release_scores_zero_in_one_process():
     cells = code_cells(COURSE / "release" / NAME / ASSIGNMENT.notebook, ASSIGNMENT.kit_cell)
-    namespace = run_in_one_process(cells)
+    namespace = run_cells(cells)
     assert set(ASSIGNMENT.defines) <= set(namespace)
     assert [passed for passed, _ in selfcheck.run_checks(CORE, namespace)] == [False] * 8
 

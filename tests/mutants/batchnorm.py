@@ -4,25 +4,9 @@ from the reference by a few literal edits.
 `expected_failures` is what the spec says the original battery gives (None where it says nothing:
 those are still compared verdict for verdict with the original run in one process).
 """
-from dataclasses import dataclass
-from pathlib import Path
+from mutants import mutants_of
 
-SOLUTION = (Path(__file__).resolve().parents[2] / "solutions" / "batchnorm" / "batchnorm.py").read_text()
-
-
-@dataclass(frozen=True)
-class Mutant:
-    name: str
-    edits: tuple  # (old, new) pairs; each old must occur in the solution
-    expected_failures: frozenset | None
-
-    def code(self):
-        code = SOLUTION
-        for old, new in self.edits:
-            assert old in code, f"{self.name}: {old!r} not in the solution"
-            code = code.replace(old, new)
-        return code
-
+SOLUTION, Mutant = mutants_of("batchnorm")
 
 TRAIN_NORM = "x_hat = (x - mean) / torch.sqrt(var + self.eps)"
 MOVING = ("self.moving_mu = self.momentum * self.moving_mu + (1 - self.momentum) * mean",

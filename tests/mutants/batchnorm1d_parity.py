@@ -5,26 +5,9 @@ each made from the reference by a few literal edits.
 mutant fails; None where it says nothing: those are still compared verdict for verdict with the
 checks run in one process.
 """
-from dataclasses import dataclass
-from pathlib import Path
+from mutants import mutants_of
 
-SOLUTION = (Path(__file__).resolve().parents[2] / "solutions" / "batchnorm1d_parity" /
-            "batchnorm1d_parity.py").read_text()
-
-
-@dataclass(frozen=True)
-class Mutant:
-    name: str
-    edits: tuple  # (old, new) pairs; each old must occur in the solution
-    expected_failures: frozenset | None
-
-    def code(self):
-        code = SOLUTION
-        for old, new in self.edits:
-            assert old in code, f"{self.name}: {old!r} not in the solution"
-            code = code.replace(old, new)
-        return code
-
+SOLUTION, Mutant = mutants_of("batchnorm1d_parity")
 
 # The reference's lines that the mutants edit.
 GAMMA = "self.gamma = torch.ones(dim, requires_grad=True)"

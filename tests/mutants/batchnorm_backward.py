@@ -5,26 +5,9 @@ from the reference by a few literal edits.
 where only the verdict-for-verdict comparison with a run in one process applies). The mutants
 named in HIDDEN_CATCHES pass all eight core checks and fail the hidden check they are named for.
 """
-from dataclasses import dataclass
-from pathlib import Path
+from mutants import mutants_of
 
-SOLUTION = (Path(__file__).resolve().parents[2] / "solutions" / "batchnorm_backward"
-            / "batchnorm_backward.py").read_text()
-
-
-@dataclass(frozen=True)
-class Mutant:
-    name: str
-    edits: tuple  # (old, new) pairs; each old must occur in the solution
-    expected_failures: frozenset | None
-
-    def code(self):
-        code = SOLUTION
-        for old, new in self.edits:
-            assert old in code, f"{self.name}: {old!r} not in the solution"
-            code = code.replace(old, new)
-        return code
-
+SOLUTION, Mutant = mutants_of("batchnorm_backward")
 
 BIASED_VARIANCE = "var = sq.sum(dim=0) / N  # 4. biased variance"
 STD = "std = torch.sqrt(var + eps)  # 5. standard deviation"

@@ -4,33 +4,9 @@ reference by a few literal edits.
 `expected_failures` is the set of core checks the spec's pass conditions fail (None where the
 verdict is only compared with the checks run in one process, as the original battery would).
 """
-from dataclasses import dataclass
-from pathlib import Path
+from mutants import mutants_of
 
-SOLUTION = (Path(__file__).resolve().parents[2] / "solutions" / "batchnorm_network" / "batchnorm_network.py").read_text()
-
-
-@dataclass(frozen=True)
-class Mutant:
-    name: str
-    edits: tuple  # (old, new) pairs; each old must occur in the solution
-    expected_failures: frozenset | None
-
-    def code(self):
-        code = SOLUTION
-        for old, new in self.edits:
-            assert old in code, f"{self.name}: {old!r} not in the solution"
-            code = code.replace(old, new)
-        return code
-
-    def cells(self):
-        """[(number, source)]: the code split at its `# %% ID` lines, one notebook cell each."""
-        return cells(self.code())
-
-
-def cells(code):
-    return [(number, "# %% " + part) for number, part in enumerate(code.split("# %% ")[1:], start=1)]
-
+SOLUTION, Mutant = mutants_of("batchnorm_network")
 
 GAMMA = "self.gamma = nn.Parameter(torch.ones(num_features))"
 BUFFERS = ('self.register_buffer("running_mean", torch.zeros(num_features))',

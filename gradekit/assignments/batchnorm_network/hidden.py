@@ -10,7 +10,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from gradekit.assignments.batchnorm_network.checks import EPS, MOMENTUM, load_data, number, numbers
+from gradekit.assignments.batchnorm_network.checks import EPS, MOMENTUM, load_data, numbers
 
 TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 # The summed loss: after train_model with its defaults, the mean binary cross-entropy on the training
