@@ -129,3 +129,24 @@ def test_the_kit_refuses_to_grade_unsandboxed_unless_told(monkeypatch):
     with pytest.raises(SandboxError, match="Sandbox.mode = 'none'"):
         sandbox_module.check_mode("bwrap")
     sandbox_module.check_mode("none")  # opted into: no error
+
+
+def test_a_python_install_under_tmp_stays_importable(course, tmp_path, monkeypatch):
+    """A course cloned under /tmp (as a CI run may) has its virtual environment there, where each
+    submission gets a fresh scratch tmpfs: what the zygote did not import must stay importable."""
+    packages = tmp_path / "site"  # pytest's tmp_path lies under /tmp
+    packages.mkdir()
+    (packages / "gk_below_tmp.py").write_text("ANSWER = 42\n")
+    prefixes = sandbox_module._python_prefixes()
+    monkeypatch.setattr(sandbox_module, "_python_prefixes", lambda: prefixes + [str(packages)])
+    with sandbox_module.Sandbox(course.sandbox) as box:
+        session = box.open()
+        code = (f"import os, sys\nsys.path.insert(0, {str(packages)!r})\nimport gk_below_tmp\n"
+                "answer = gk_below_tmp.ANSWER\nopen('/tmp/mine', 'w').write('scratch')\n"
+                f"try:\n    open({str(packages / 'planted')!r}, 'w')\n    planted = True\n"
+                "except OSError:\n    planted = False\n")
+        reply = session.request("cells", cells=[(1, code)], names=[])
+        ns = Namespace(session)
+        assert reply["errors"] == [] and ns.answer == 42 and ns.planted is False
+        box.finish(session)
+    assert str(packages).startswith("/tmp/")

@@ -65,6 +65,11 @@ def _python_paths():
     return sorted(p for p in paths if os.path.isdir(p))
 
 
+def _python_prefixes():
+    """The Python install and the virtual environment: what the box binds read-only."""
+    return sorted({sys.base_prefix, sys.prefix})
+
+
 def _zygote_command(fd, isolated):
     if not isolated:
         return [sys.executable, "-I", "-m", "gradekit.run.zygote", str(fd)]
@@ -76,7 +81,7 @@ def _zygote_command(fd, isolated):
         "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
         "--symlink", "usr/bin", "/bin", "--proc", "/proc", "--dev", "/dev", "--dir", "/dev/shm", "--size", str(16 << 20), "--tmpfs", "/tmp",
         "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    for path in sorted({sys.base_prefix, sys.prefix}):
+    for path in _python_prefixes():
         command += ["--ro-bind", path, path]
     command += ["--ro-bind", str(RUN_PACKAGE), f"{INSIDE}/gradekit/run", "--remount-ro", "/", "--chdir", "/"]
     return command + ["--", sys.executable, "-I", "-S", "-c", boot, str(fd)]
@@ -195,7 +200,7 @@ class Sandbox:
         s = self.settings
         limits = {"memory_mb": s.memory_mb, "cpu_seconds": s.cpu_seconds, "scratch_mb": s.scratch_mb,
                   "nproc": self.nproc}
-        wire.send(self.control, {"isolated": self.isolated, "limits": limits})
+        wire.send(self.control, {"isolated": self.isolated, "limits": limits, "python": _python_prefixes()})
         self._ready = False
         return self
 

@@ -99,9 +99,7 @@ def _init(channel, status_fd, setup, serve):
                 score.write("1000")
             _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
             _mount(None, "/", None, MS_REC | MS_PRIVATE)
-            scratch = f"size={limits['scratch_mb']}m,mode=1777,nr_inodes=10000"
-            for target in SCRATCH:
-                _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, scratch)
+            _mount_scratch(f"size={limits['scratch_mb']}m,mode=1777,nr_inodes=10000", setup["python"])
             _read_only_but_scratch()
             _mask_processes_outside()
             workdir = "/tmp"
@@ -122,6 +120,21 @@ def _init(channel, status_fd, setup, serve):
         os.write(status_fd, json.dumps(_exit_code(status)).encode())
     finally:
         os._exit(0)
+
+
+def _mount_scratch(options, keep):
+    """A fresh capped tmpfs on each scratch folder. Folders of `keep` below one (a virtual
+    environment in /tmp, where a CI run may clone the course) would vanish under it: each is held
+    by a descriptor first, then bound back in its place (read-only, as every mount but the scratch
+    space is made next), so the submission can still import what the zygote did not."""
+    below = [path for path in keep if any(path.startswith(target + "/") for target in SCRATCH)]
+    held = {path: os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for path in below}
+    for target in SCRATCH:
+        _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options)
+    for path, fd in held.items():
+        os.makedirs(path, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        os.close(fd)
 
 
 def _mount_points():
