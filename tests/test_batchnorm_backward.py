@@ -101,8 +101,8 @@ def batchnorm_backward_alt(dout, cache):
 
 CORRECT = {"reference": batchnorm_backward.SOLUTION, "library-statistics": with_functions(LIBRARY_STATISTICS),
            "lean-staged": with_functions(LEAN_STAGED)}
-# Its staged version is nearly as lean as its closed form: a median ratio of 0.36-0.85 against the
-# timing check's 0.85, so no stable verdict is promised there (hidden.judge_timing says why).
+# Its staged version is nearly as lean as its closed form: a median ratio of 0.54-0.76 against the
+# timing check's 0.7, so no stable verdict is promised there (hidden.judge_timing says why).
 NEAR_THE_TIMING_MARGIN = {"lean-staged"}
 
 

@@ -223,3 +223,7 @@ class Namespace:
 
     def isinstance(self, obj, cls):
         return self._session.request("isinstance", obj=obj, cls=cls)
+
+    def cpu_seconds(self):
+        """The CPU time the student's process has used so far (a number it reports)."""
+        return self._session.request("cpu_seconds")
