@@ -3,8 +3,9 @@
 A `Sandbox` is one bubblewrap box holding a zygote (gradekit/run/zygote.py). The box sees the
 Python install and the virtual environment read-only, and of the kit only gradekit/run (checks,
 hidden checks and solutions stay outside); it has no course files, no home, no network, its own
-PID and user namespaces, and pids and memory cgroups where the grader may make them. Each submission gets a
-fresh world inside it (gradekit/run/world.py) and a socket to the grader of its own.
+PID and user namespaces, and pids and memory cgroups where the grader may make them. Each
+submission gets a fresh world inside it (gradekit/run/world.py) and a socket to the grader of
+its own.
 
 With `Sandbox.mode = "none"` in grader_config.py (weak mode, opted into) the zygote runs as a
 plain child process: the resource caps still apply, isolation does not.
@@ -180,12 +181,7 @@ class Sandbox:
         grader_end, box_end = socket.socketpair()
         command = _zygote_command(box_end.fileno(), self.isolated)
         if self.isolated:
-            for controller in ("pids", "memory"):
-                cgroup = Cgroup.make(controller)
-                if cgroup:
-                    self._cgroups[controller] = cgroup
-            if "pids" in self._cgroups:
-                self._cgroups["pids"].limit(self.settings.processes + 8)
+            self._make_cgroups()
             if self._cgroups:  # joined before bwrap starts, so everything in the box is born in them
                 join = " && ".join(f'echo $$ > "{c.path}/cgroup.procs"' for c in self._cgroups.values())
                 command = ["/bin/sh", "-c", join + ' && exec "$@"', "sh", *command]
@@ -216,9 +212,31 @@ class Sandbox:
                 raise SandboxError("the sandbox did not start" + (f": {why[-1]}" if why else ""))
             if "memory" in self._cgroups:  # the box as it stands, plus one submission's allowance
                 memory = self._cgroups["memory"]
-                memory.limit(memory.current() + (self.settings.memory_mb << 20))
+                try:
+                    memory.limit(memory.current() + (self.settings.memory_mb << 20))
+                except OSError as error:
+                    self.stop()
+                    raise SandboxError(f"the sandbox's memory cap could not be set: {error}") from None
             self._ready = True
         return self
+
+    def _make_cgroups(self):
+        """The box's cgroups, each where this user may make it (a machine that refuses one grades
+        without that cap, as where the grader is not root)."""
+        for controller in ("pids", "memory"):
+            try:
+                cgroup = Cgroup.make(controller)
+            except OSError:
+                continue
+            if cgroup is None:
+                continue
+            try:
+                if controller == "pids":
+                    cgroup.limit(self.settings.processes + 8)
+            except OSError:
+                cgroup.remove()
+                continue
+            self._cgroups[controller] = cgroup
 
     def stop(self):
         if self.process is not None:
@@ -285,7 +303,10 @@ class Sandbox:
     def _oom_kills(self):
         """How many processes the box's memory cgroup has killed so far (0 without one)."""
         memory = self._cgroups.get("memory")
-        return memory.oom_kills() if memory else 0
+        try:
+            return memory.oom_kills() if memory else 0
+        except OSError:
+            return 0
 
     def _send_control(self, message):
         try:
