@@ -43,6 +43,8 @@ class Session:
         self._released = []  # handles whose proxies are gone, freed with the next request
         self._masters = {}  # id(grader tensor) -> (tensor, master key): uploaded once per session
         self._scope = {}  # id(grader tensor) -> (tensor, proxy, version seen): this check's copies
+        self._uploads = []  # (upload, bytes or None) not sent yet: they go with the next request
+        self._next_upload = 0  # uploads get handles -1, -2, ...: the grader names them
 
     # ---- requests ---------------------------------------------------------------------
 
@@ -57,6 +59,14 @@ class Session:
             raise Ended(self.ended)
         if self._released:
             message["release"], self._released = self._released, []
+        if self._uploads:
+            message["uploads"] = []
+            for upload, data in self._uploads:
+                if data is not None:
+                    blobs.append(data)
+                    upload = {**upload, "data": {"tensor": str(len(blobs) - 1)}}
+                message["uploads"].append(upload)
+            self._uploads = []
         try:
             wire.send(self.sock, message, blobs)
             answer = wire.receive(self.sock, self.deadline, self.budget)
@@ -106,21 +116,22 @@ class Session:
 
     def put(self, tensor):
         """The student-side copy of a grader tensor: the same copy for the rest of this scope,
-        a fresh one in the next. Each tensor's bytes cross once per session."""
+        a fresh one in the next. Each tensor's bytes cross once per session, with the next
+        request (the copy is made before that request's operation runs)."""
         key = id(tensor)
         if key in self._scope:
             return self._scope[key][1]
-        message = {"op": "put", "requires_grad": tensor.requires_grad}
-        blobs = []
+        data = None
         if key not in self._masters:
-            self._masters[key] = (tensor, len(self._masters))  # the tensor is kept, so its id stays its own
-            found = wire.tensor_bytes(tensor)
-            if found is None:
+            data = wire.tensor_bytes(tensor)
+            if data is None:
                 raise TypeError(f"cannot upload a tensor of {tensor.dtype} on {tensor.device}")
-            message["data"] = {"tensor": "0"}
-            blobs.append(found)
-        message["master"] = self._masters[key][1]
-        proxy = self._exchange(message, blobs)
+            self._masters[key] = (tensor, len(self._masters))  # the tensor is kept, so its id stays its own
+        self._next_upload -= 1
+        handle = self._next_upload
+        self._uploads.append(({"handle": handle, "master": self._masters[key][1],
+                               "requires_grad": tensor.requires_grad}, data))
+        proxy = self._proxy({"ref": handle, "type": "Tensor", "tensor": True})
         self._scope[key] = (tensor, proxy, 0)
         return proxy
 

@@ -3,7 +3,7 @@ the objects they defined. Nothing here judges, and nothing here knows the checks
 
 The grader's probes drive the student's objects through proxies (gradekit/grade/remote.py); each
 proxy operation is one request here: get or set an attribute, call something under a given grad
-mode, list an iterable, read a value as data, upload a tensor. Answers are data only (see
+mode, list an iterable, read a value as data; the grader's tensors ride along as uploads. Answers are data only (see
 wire.py): plain values by value, tensors and other objects as handles the grader can use in
 later requests. Whatever the submission does inside this process can change a verdict only
 through how its objects answer.
@@ -80,10 +80,12 @@ class Server:
             if message is None:
                 return
             request, tensors, _ = message
-            for handle in request.get("release", ()):
-                self.handles.pop(id(self.objects.pop(handle, None)), None)
             blobs = []
             try:
+                for upload in request.get("uploads", ()):
+                    self.upload(upload, tensors)
+                for handle in request.get("release", ()):
+                    self.handles.pop(id(self.objects.pop(handle, None)), None)
                 op = getattr(self, "op_" + request["op"])
                 reply = {"ok": op(request, tensors, blobs)}
             except BaseException as error:  # SystemExit too: a notebook carries on after it
@@ -187,13 +189,20 @@ class Server:
     def op_seed(self, request, tensors, blobs):
         torch.manual_seed(request["seed"])
 
-    def op_put(self, request, tensors, blobs):
-        """A fresh copy of one of the grader's tensors, for the student's code to use."""
-        if "data" in request:
-            self.masters[request["master"]] = self.arguments(request["data"], tensors)
-        master = self.masters[request["master"]]
-        copy = self._clone(master)
-        return self.answer(copy.requires_grad_(True) if request.get("requires_grad") else copy)
+    def upload(self, upload, tensors):
+        """A fresh copy of one of the grader's tensors, for the student's code to use, under the
+        handle the grader chose for it (negative: the grader's own numbering). Uploads travel with
+        the request that first uses them, so they cost no exchange of their own."""
+        handle = upload["handle"]
+        if type(handle) is not int or handle >= 0 or handle in self.objects:
+            raise ValueError("malformed upload")
+        if "data" in upload:
+            self.masters[upload["master"]] = self.arguments(upload["data"], tensors)
+        copy = self._clone(self.masters[upload["master"]])
+        if upload.get("requires_grad"):
+            copy.requires_grad_(True)
+        self.objects[handle] = copy
+        self.handles[id(copy)] = handle
 
     def op_versions(self, request, tensors, blobs):
         """How often each tensor has been written in place (its autograd version counter)."""
