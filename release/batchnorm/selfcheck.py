@@ -21,7 +21,8 @@ directly. This file is also where the kit defines what a check is. A checks modu
     probe(ns, inputs) -> observations
         drives the submission through `ns`: `ns.BatchNorm` is what the notebook defined,
         `ns.torch` the torch it sees, `ns.put(t)` the submission's own copy of an input tensor,
-        `ns.read(v)` a value as data, now, and `ns.isinstance(obj, cls)`.
+        `ns.read(v)` a value as data, now, `ns.isinstance(obj, cls)`, and `ns.cpu_seconds()`
+        the CPU time the submission's process has used (for timing: waits are not counted).
     expect(inputs) -> expected            (optional) what the judge compares with
     judge(expected, observations) -> (passed, why)
         `why` says what was expected when the check fails; never look at anything but the two.
@@ -30,6 +31,7 @@ directly. This file is also where the kit defines what a check is. A checks modu
 Only torch is imported here, so the file works wherever the notebook does.
 """
 import importlib
+import time
 
 import torch
 
@@ -116,6 +118,9 @@ class Local:
 
     def isinstance(self, obj, cls):
         return isinstance(obj, cls)
+
+    def cpu_seconds(self):
+        return time.process_time()
 
 
 def run_check(check, ns, inputs):
