@@ -3,9 +3,9 @@ the objects they defined. Nothing here judges, and nothing here knows the checks
 
 The grader's probes drive the student's objects through proxies (gradekit/grade/remote.py); each
 proxy operation is one request here: get or set an attribute, call something under a given grad
-mode, list an iterable, read a value as data; the grader's tensors ride along as uploads. Answers are data only (see
-wire.py): plain values by value, tensors and other objects as handles the grader can use in
-later requests. Whatever the submission does inside this process can change a verdict only
+mode, list an iterable, read a value as data; the grader's tensors ride along as uploads.
+Answers are data only (see wire.py): plain values by value, tensors and other objects as handles
+the grader can use in later requests. Whatever the submission does inside this process can change a verdict only
 through how its objects answer.
 """
 import builtins

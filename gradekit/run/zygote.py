@@ -6,7 +6,8 @@ SCM_RIGHTS file descriptor, one end of a socket the grader made for that submiss
 submission's process talks to the grader on it directly: student code and its data never pass
 through this process, so no later fork can find them in memory it inherits.
 
-    grader -> zygote   {"setup": {...}}     once: isolated or not, the caps
+    grader -> zygote   {"setup": {...}}     once: isolated or not, the caps, the Python prefixes
+                                            (kept importable under each world's scratch /tmp)
     zygote -> grader   {"ready": true}
     grader -> zygote   {"fork": id} + fd    a new world for one submission (world.py)
     zygote -> grader   {"started": id}
