@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 import nbformat
-from nbgrader.nbgraderformat import MetadataValidator
 
 from gradekit.grade import gradebook, report
 from gradekit.grade.submission import SubmissionError, read_bytes
@@ -100,7 +99,7 @@ def _autograded_notebook(submitted, assignment, result, cells):
         text = gradebook.autograded_notebook(submitted, assignment, result, cells)
         if text is not None:
             text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-            MetadataValidator().validate_nb(nbformat.reads(text, as_version=4))  # as nbgrader reads it
+            gradebook.METADATA.validate_nb(nbformat.reads(text, as_version=4))  # as nbgrader reads it
         return text
     except Exception:
         return None
