@@ -208,15 +208,14 @@ DEEP_ANSWER = SOLUTION.replace("            self._tmp_mean = mean\n",
                                "            deep = []\n            for _ in range(5000):\n                deep = [deep]\n"
                                "            self._tmp_mean = deep\n")
 
-# A frame nested far beyond what json.loads can recurse into, sent as the answer to a read.
+# A frame nested far beyond what json.loads can recurse into, sent as the answer to an assignment.
 DEEP_FRAME = code("""
     import struct, sys
     server = sys.modules["gradekit.run.server"]
-    def op_read(self, request, tensors, blobs):
+    def op_setattr(self, request, tensors, blobs):  # from check 3 on
         text = b"[" * 200000 + b"]" * 200000
         self.sock.sendall(struct.pack("<QQ", len(text), 0) + text)
-        return 0
-    server.Server.op_read = op_read
+    server.Server.op_setattr = op_setattr
 """)
 
 WEIRD = code(r"""

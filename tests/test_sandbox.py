@@ -150,3 +150,89 @@ def test_a_python_install_under_tmp_stays_importable(course, tmp_path, monkeypat
         assert reply["errors"] == [] and ns.answer == 42 and ns.planted is False
         box.finish(session)
     assert str(packages).startswith("/tmp/")
+
+
+PIPELINE_CELL = """
+log = []
+class Thing:
+    def __init__(self, n):
+        self.n = n
+    def step(self, k):
+        log.append(k)
+        if k == 'boom':
+            raise ValueError('boom at ' + str(self.n))
+        return self.n + (k if isinstance(k, int) else 0)
+"""
+
+
+def test_a_pipelined_block_costs_one_round_trip_and_keeps_the_results(sandbox, monkeypatch):
+    session = sandbox.open()
+    session.request("cells", cells=[(1, PIPELINE_CELL)], names=[])
+    ns = Namespace(session)
+    send, frames = wire.send, []
+    monkeypatch.setattr(wire, "send", lambda sock, message, *a: frames.append(len(message["ops"])) or send(sock, message, *a))
+    with ns.pipelined():
+        thing = ns.Thing(40)
+        got = [thing.step(k) for k in (1, 2)]
+        thing.n = 7
+        later = thing.step(3)
+    assert frames == [9]  # nine operations, one frame, one wait
+    assert ns.read([got, later, thing.n]) == [[41, 42], 10, 7]  # plain values, held as handles until read
+    frames.clear()
+    with ns.pipelined():
+        first = ns.read(thing.step(1))  # a read needs its answer: it goes with what was recorded
+        thing.n = 8
+    assert frames == [3, 1] and first == 8 and ns.read(thing.n) == 8
+    sandbox.finish(session)
+
+
+def test_a_pipelined_error_surfaces_in_order_and_nothing_after_it_runs(sandbox):
+    session = sandbox.open()
+    session.request("cells", cells=[(1, PIPELINE_CELL)], names=[])
+    ns = Namespace(session)
+    with pytest.raises(RemoteError, match="boom at 1"):
+        with ns.pipelined():
+            thing = ns.Thing(1)
+            thing.step(1)
+            thing.step("boom")
+            thing.step(2)  # recorded, but skipped by the student's process
+            thing.n = 99
+            raise KeyError("a local error after the remote one loses to it")
+    assert ns.read(ns.log) == [1, "boom"] and ns.read(thing.n) == 1
+    with pytest.raises(RemoteError, match="NameError"):  # an error before a read that needs its answer
+        with ns.pipelined():
+            ns.Missing(1)
+            list(ns.log)
+    assert ns.read(ns.Thing(5).step(1)) == 6  # the session goes on, one operation at a time
+    sandbox.finish(session)
+
+
+def test_a_pipelined_block_is_sent_in_bounded_frames(sandbox, monkeypatch):
+    from gradekit.grade import remote
+    session = sandbox.open()
+    session.request("cells", cells=[(1, PIPELINE_CELL)], names=[])
+    ns = Namespace(session)
+    send, frames = wire.send, []
+    monkeypatch.setattr(wire, "send", lambda sock, message, *a: frames.append(len(message["ops"])) or send(sock, message, *a))
+    with ns.pipelined():
+        thing = ns.Thing(0)
+        for k in range(remote.MAX_BATCH):
+            thing.step(k)
+    assert max(frames) == remote.MAX_BATCH and sum(frames) == 2 + 2 * remote.MAX_BATCH
+    assert ns.read(ns.log) == list(range(remote.MAX_BATCH))
+    sandbox.finish(session)
+
+
+def test_pipelined_results_nobody_holds_are_not_kept(sandbox):
+    session = sandbox.open()
+    session.request("cells", cells=[(1, "import weakref\nclass Obj:\n    pass\nlive = weakref.WeakSet()\n"
+                                        "def make():\n    o = Obj()\n    live.add(o)\n    return o\n"
+                                        "def count():\n    return len(live)\n")], names=[])
+    ns = Namespace(session)
+    with ns.pipelined():
+        for _ in range(10):
+            ns.make()  # as `bn(batch)` in a training loop: its result dies with the statement
+        kept = ns.make()
+        alive = ns.count()
+    assert ns.read(alive) == 1 and kept is not None
+    sandbox.finish(session)

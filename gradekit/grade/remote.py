@@ -12,7 +12,18 @@ In the student's own kernel (the self-check) `ns` wraps the real objects (selfch
 every step is one request to the student's process, and what comes back is a plain value or a
 `Remote` proxy. Probes run in the grader's threads and never execute student code; everything
 the answers contain has passed wire.decode's checks and the session's byte budget.
+
+A frame to the student's process carries a list of operations, which it runs in order; one
+that raises ends the list there (the rest are skipped, as a probe stops at an error). Outside a
+pipelined block every operation is a frame of its own and waits for its answer. Inside
+`with ns.pipelined():` attribute reads, calls, names and assignments are only recorded: each
+gives at once a proxy for a handle the grader chose, whatever its value will be, and the next
+operation that needs an answer (`ns.read`, len, iteration) or the end of the block sends them
+all in one frame. A probe step of ten operations costs one round trip instead of ten, and the
+first operation that raised is the error the probe sees, as one request at a time would have
+shown.
 """
+import contextlib
 import time
 import weakref
 
@@ -27,6 +38,10 @@ class RemoteError(Exception):
 
 class Ended(Exception):
     """The student's process is gone, too slow, or broke the protocol: no further operations."""
+
+
+PIPELINED = {"getattr", "setattr", "call", "global", "module"}  # what a pipelined block records
+MAX_BATCH = 256  # operations recorded at most before they are sent
 
 
 def _grad_mode():
@@ -44,21 +59,61 @@ class Session:
         self._masters = {}  # id(grader tensor) -> (tensor, master key): uploaded once per session
         self._scope = {}  # id(grader tensor) -> (tensor, proxy, version seen): this check's copies
         self._uploads = []  # (upload, bytes or None) not sent yet: they go with the next request
-        self._next_upload = 0  # uploads get handles -1, -2, ...: the grader names them
+        self._next_handle = 0  # uploads and pipelined results get handles -1, -2, ...: the grader names them
+        self._pipelining = 0  # depth of `pipelined()` blocks
+        self._batch = []  # operations recorded in a pipelined block, not sent yet
+        self._referenced = set()  # handles the recorded operations use
 
     # ---- requests ---------------------------------------------------------------------
 
     def request(self, op, **fields):
-        """Send one operation, return its answer (a plain value or a proxy)."""
-        blobs = []
-        message = {"op": op, **{k: wire.encode(v, self._argument, blobs) for k, v in fields.items()}}
-        return self._exchange(message, blobs)
-
-    def _exchange(self, message, blobs):
+        """Run one operation, return its answer (a plain value or a proxy). In a pipelined block,
+        record it and return a proxy for its result."""
+        message = {"op": op, **{k: wire.encode(v, self._argument, None) for k, v in fields.items()}}
         if self.ended:
             raise Ended(self.ended)
+        if not (self._pipelining and op in PIPELINED):
+            self._batch.append(message)
+            return self._send()
+        proxy = None
+        if op != "setattr":
+            self._next_handle -= 1
+            message["as"] = self._next_handle
+            proxy = self._proxy({"ref": self._next_handle})
+        self._batch.append(message)
+        if len(self._batch) >= MAX_BATCH:
+            self._send()
+        return proxy
+
+    @contextlib.contextmanager
+    def pipelined(self):
+        """Record attribute reads, calls, names and assignments, and send them together
+        (see the module's docstring). An error of the student's code raised in the block wins
+        over a local one that followed it, as it would have stopped the probe first."""
+        self._pipelining += 1
+        try:
+            yield
+        finally:
+            self._pipelining -= 1
+            if not self._pipelining and self._batch and not self.ended:
+                self._send()
+
+    def _send(self):
+        """Send the recorded operations in one frame; the last one's answer (None for a
+        pipelined one), or the first error among them."""
+        ops, self._batch = self._batch, []
+        message, blobs = {"ops": ops}, []
         if self._released:
+            # Results whose proxies are gone and that no recorded operation uses are not kept at
+            # all (as the result of `bn(batch)` in a training loop).
+            gone = set(self._released) - self._referenced
+            for op in ops:
+                if op.get("as") in gone:
+                    gone.discard(op["as"])
+                    self._released.remove(op["as"])
+                    op["as"] = None
             message["release"], self._released = self._released, []
+        self._referenced = set()
         if self._uploads:
             message["uploads"] = []
             for upload, data in self._uploads:
@@ -74,13 +129,18 @@ class Session:
                 raise wire.Closed("the student's process ended")
             document, tensors, size = answer
             self.budget -= size
-            if not isinstance(document, dict):
+            answers = document.get("answers") if isinstance(document, dict) else None
+            if type(answers) is not list or len(answers) != len(ops):
                 raise wire.WireError("malformed answer")
-            if "error" in document:
-                raise RemoteError(wire.clean_text(document["error"], 500))
-            if "ok" not in document:
-                raise wire.WireError("malformed answer")
-            return wire.decode(document["ok"], tensors, self._proxy, text=wire.clean_text)
+            for op, answer in zip(ops, answers):
+                if not isinstance(answer, dict):
+                    raise wire.WireError("malformed answer")
+                if "error" in answer:
+                    raise RemoteError(wire.clean_text(answer["error"], 500))
+                if "ok" not in answer or ("as" in op and answer["ok"] is not None):
+                    raise wire.WireError("malformed answer")
+            last = answers[-1]["ok"]
+            return None if "as" in ops[-1] else wire.decode(last, tensors, self._proxy, text=wire.clean_text)
         except (wire.Closed, OSError) as error:
             self._end("timeout" if time.monotonic() >= self.deadline else "closed", error)
         except wire.WireError as error:
@@ -95,6 +155,7 @@ class Session:
         if isinstance(obj, Remote):
             if obj._session is not self:
                 raise TypeError("a proxy from another submission")
+            self._referenced.add(obj._handle)
             return {"ref": obj._handle}
         if isinstance(obj, torch.Tensor):
             return {"ref": self.put(obj)._handle}
@@ -127,8 +188,8 @@ class Session:
             if data is None:
                 raise TypeError(f"cannot upload a tensor of {tensor.dtype} on {tensor.device}")
             self._masters[key] = (tensor, len(self._masters))  # the tensor is kept, so its id stays its own
-        self._next_upload -= 1
-        handle = self._next_upload
+        self._next_handle -= 1
+        handle = self._next_handle
         self._uploads.append(({"handle": handle, "master": self._masters[key][1],
                                "requires_grad": tensor.requires_grad}, data))
         proxy = self._proxy({"ref": handle, "type": "Tensor", "tensor": True})
@@ -231,6 +292,10 @@ class Namespace:
 
     def read(self, value):
         return self._session.request("read", value=value)
+
+    def pipelined(self):
+        """`with ns.pipelined():` sends the block's operations without waiting (see above)."""
+        return self._session.pipelined()
 
     def isinstance(self, obj, cls):
         return self._session.request("isinstance", obj=obj, cls=cls)

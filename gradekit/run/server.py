@@ -2,10 +2,11 @@
 the objects they defined. Nothing here judges, and nothing here knows the checks.
 
 The grader's probes drive the student's objects through proxies (gradekit/grade/remote.py); each
-proxy operation is one request here: get or set an attribute, call something under a given grad
-mode, list an iterable, read a value as data; the grader's tensors ride along as uploads.
-Answers are data only (see wire.py): plain values by value, tensors and other objects as handles
-the grader can use in later requests. Whatever the submission does inside this process can change a verdict only
+proxy operation is one operation here: get or set an attribute, call something under a given
+grad mode, list an iterable, read a value as data. A frame carries a list of them, run in order
+until one raises; the grader's tensors ride along as uploads. Answers are data only (see
+wire.py): plain values by value, tensors and other objects as handles the grader can use in
+later operations. Whatever the submission does inside this process can change a verdict only
 through how its objects answer.
 """
 import builtins
@@ -54,6 +55,9 @@ def first_line(error):
     return wire.clean_text(f"{name}: {line}" if line else name, 500)
 
 
+PIPELINED = {"getattr", "setattr", "call", "global", "module"}  # ops a pipelined block records
+
+
 class Server:
     def __init__(self, sock, transform):
         self.sock = sock
@@ -85,13 +89,36 @@ class Server:
                 for upload in request.get("uploads", ()):
                     self.upload(upload, tensors)
                 for handle in request.get("release", ()):
-                    self.handles.pop(id(self.objects.pop(handle, None)), None)
-                op = getattr(self, "op_" + request["op"])
-                reply = {"ok": op(request, tensors, blobs)}
-            except BaseException as error:  # SystemExit too: a notebook carries on after it
-                blobs = []
-                reply = {"error": first_line(error)}
-            self._send(self.sock, reply, blobs)
+                    self.release(handle)
+                ops = list(request["ops"])
+            except BaseException as error:
+                self._send(self.sock, {"answers": [{"error": first_line(error)}]})
+                continue
+            answers = []
+            for op in ops:
+                if answers and "ok" not in answers[-1]:
+                    answers.append({"skipped": True})  # a probe stops at its first error
+                    continue
+                mark = len(blobs)
+                try:
+                    answers.append({"ok": self.run(op, tensors, blobs)})
+                except BaseException as error:  # SystemExit too: a notebook carries on after it
+                    del blobs[mark:]
+                    answers.append({"error": first_line(error)})
+            self._send(self.sock, {"answers": answers}, blobs)
+
+    def run(self, request, tensors, blobs):
+        """One operation's answer. A recorded one (with "as") keeps its result under the handle the
+        grader chose (none: the grader dropped it already), and answers null."""
+        op = request["op"]
+        value = getattr(self, "op_" + op)(request, tensors, blobs)
+        if op not in PIPELINED:
+            return value
+        if "as" in request:
+            if request["as"] is not None:
+                self.keep(request["as"], value)
+            return None
+        return self.answer(value)
 
     # ---- values in and out ------------------------------------------------------------
 
@@ -141,7 +168,7 @@ class Server:
 
     def op_global(self, request, tensors, blobs):
         try:
-            return self.answer(self.namespace[request["name"]])
+            return self.namespace[request["name"]]
         except KeyError:
             raise NameError(f"name {request['name']!r} is not defined") from None
 
@@ -150,10 +177,10 @@ class Server:
         name = request["name"]
         if name != "torch" and not name.startswith("torch."):
             raise ValueError(f"not a torch module: {name}")
-        return self.answer(sys.modules.get(name) or __import__(name, fromlist=["_"]))
+        return sys.modules.get(name) or __import__(name, fromlist=["_"])
 
     def op_getattr(self, request, tensors, blobs):
-        return self.answer(getattr(self.arguments(request["obj"], tensors), request["name"]))
+        return getattr(self.arguments(request["obj"], tensors), request["name"])
 
     def op_setattr(self, request, tensors, blobs):
         setattr(self.arguments(request["obj"], tensors), request["name"], self.arguments(request["value"], tensors))
@@ -165,7 +192,7 @@ class Server:
         grad, inference = request["grad"]
         mode = torch.inference_mode() if inference else torch.enable_grad() if grad else torch.no_grad()
         with mode:
-            return self.answer(function(*args, **kwargs))
+            return function(*args, **kwargs)
 
     def op_list(self, request, tensors, blobs):
         items = []
@@ -191,18 +218,26 @@ class Server:
 
     def upload(self, upload, tensors):
         """A fresh copy of one of the grader's tensors, for the student's code to use, under the
-        handle the grader chose for it (negative: the grader's own numbering). Uploads travel with
-        the request that first uses them, so they cost no exchange of their own."""
-        handle = upload["handle"]
-        if type(handle) is not int or handle >= 0 or handle in self.objects:
-            raise ValueError("malformed upload")
+        handle the grader chose for it. Uploads travel with the request that first uses them, so
+        they cost no exchange of their own."""
         if "data" in upload:
             self.masters[upload["master"]] = self.arguments(upload["data"], tensors)
         copy = self._clone(self.masters[upload["master"]])
         if upload.get("requires_grad"):
             copy.requires_grad_(True)
-        self.objects[handle] = copy
-        self.handles[id(copy)] = handle
+        self.keep(upload["handle"], copy)
+
+    def keep(self, handle, obj):
+        """Hold `obj` under a handle the grader chose (negative: the grader's own numbering)."""
+        if type(handle) is not int or handle >= 0 or handle in self.objects:
+            raise ValueError("malformed handle")
+        self.objects[handle] = obj
+        self.handles.setdefault(id(obj), handle)
+
+    def release(self, handle):
+        obj = self.objects.pop(handle, None)
+        if self.handles.get(id(obj)) == handle:
+            del self.handles[id(obj)]
 
     def op_versions(self, request, tensors, blobs):
         """How often each tensor has been written in place (its autograd version counter)."""

@@ -3,7 +3,8 @@
 Never shipped to students. Same contract as checks.py (see selfcheck.py); points are zero
 unless grader_config.py sets them (`Grading.hidden_points`), so the core score stays the
 original's. They judge only what students write (the eight parts), never what the given code
-decides: a correct completion of the original skeleton passes every one.
+decides: a correct completion of the original skeleton passes every one. Probes that compare
+proxies by identity (`is`) run one step at a time; the others are pipelined (see checks.py).
 """
 import torch
 import torch.nn.functional as F
@@ -107,13 +108,14 @@ def judge_registered(expected, obs):
 
 
 def probe_initial_values(ns, inputs):
-    obs = {}
-    for layer in LAYERS:
-        bn = ns.BatchNorm(inputs[layer].shape)
-        obs[layer] = {name: ns.read(getattr(bn, name)) for name in PARAMETERS + MOVING}
-        with torch.no_grad():
-            obs[layer]["test_output"] = ns.read(bn(inputs[layer]))
-    return obs
+    with ns.pipelined():
+        obs = {}
+        for layer in LAYERS:
+            bn = ns.BatchNorm(inputs[layer].shape)
+            obs[layer] = ns.read({name: getattr(bn, name) for name in PARAMETERS + MOVING})
+            with torch.no_grad():
+                obs[layer]["test_output"] = ns.read(bn(inputs[layer]))
+        return obs
 
 
 def judge_initial_values(expected, obs):
@@ -130,24 +132,26 @@ def judge_initial_values(expected, obs):
 
 
 def probe_no_graph(ns, inputs):
-    obs = {}
-    for layer in LAYERS:
-        bn = ns.BatchNorm(inputs[layer].shape)
-        for batch in inputs[f"{layer}_train"]:
-            bn(batch.clone().requires_grad_(True))  # inside a network, activations carry gradients
-        obs[layer] = {name: {"requires_grad": getattr(bn, name).requires_grad,
-                             "graph": getattr(bn, name).grad_fn is not None} for name in MOVING}
-    return obs
+    with ns.pipelined():
+        obs = {}
+        for layer in LAYERS:
+            bn = ns.BatchNorm(inputs[layer].shape)
+            for batch in inputs[f"{layer}_train"]:
+                bn(batch.clone().requires_grad_(True))  # inside a network, activations carry gradients
+            obs[layer] = ns.read({name: {"requires_grad": getattr(bn, name).requires_grad,
+                                         "grad_fn": getattr(bn, name).grad_fn} for name in MOVING})
+        return obs
 
 
 def judge_no_graph(expected, obs):
     return verdict([f"{layer}: {name} carries autograd history after training steps (the graph, and memory, grow "
                     f"with every step)" for layer in LAYERS for name in MOVING
-                    if obs[layer][name]["requires_grad"] is not False or obs[layer][name]["graph"]])
+                    if obs[layer][name]["requires_grad"] is not False or obs[layer][name]["grad_fn"] is not None])
 
 
 def probe_scale_shift(ns, inputs):
-    return {layer: ns.read(with_gamma_beta(ns, inputs, layer)(inputs[layer])) for layer in LAYERS}
+    with ns.pipelined():
+        return {layer: ns.read(with_gamma_beta(ns, inputs, layer)(inputs[layer])) for layer in LAYERS}
 
 
 def expect_scale_shift(inputs):
@@ -161,19 +165,20 @@ def judge_scale_shift(expected, obs):
 
 def probe_unseen(ns, inputs):
     obs = []
-    for case in inputs["unseen"]:
-        x = case["x"]
-        bn = ns.BatchNorm(x.shape)
-        shapes = {name: tuple(getattr(bn, name).shape) for name in PARAMETERS + MOVING}
-        bn.moving_mu, bn.moving_sigma = case["mu"].clone(), case["sigma"].clone()
-        out = bn(x)
-        train = {"out": ns.read(out), "mean": ns.read(bn._tmp_mean), "var": ns.read(bn._tmp_var),
-                 "x_hat": ns.read(bn._tmp_x_hat_train), "moving_mu": ns.read(bn._tmp_moving_mu),
-                 "moving_sigma": ns.read(bn._tmp_moving_sigma)}
-        bn.moving_mu, bn.moving_sigma = case["mu"].clone(), case["sigma"].clone()
-        with torch.no_grad():
-            bn(x)
-        obs.append({"shapes": shapes, "train": train, "x_hat_test": ns.read(bn._tmp_x_hat_test)})
+    with ns.pipelined():
+        for case in inputs["unseen"]:
+            x = case["x"]
+            bn = ns.BatchNorm(x.shape)
+            shapes = ns.read({name: getattr(bn, name).shape for name in PARAMETERS + MOVING})
+            bn.moving_mu, bn.moving_sigma = case["mu"].clone(), case["sigma"].clone()
+            out = bn(x)
+            train = ns.read({"out": out, "mean": bn._tmp_mean, "var": bn._tmp_var, "x_hat": bn._tmp_x_hat_train,
+                             "moving_mu": bn._tmp_moving_mu, "moving_sigma": bn._tmp_moving_sigma})
+            bn.moving_mu, bn.moving_sigma = case["mu"].clone(), case["sigma"].clone()
+            with torch.no_grad():
+                bn(x)
+            obs.append({"shapes": {name: tuple(shape) for name, shape in shapes.items()}, "train": train,
+                        "x_hat_test": ns.read(bn._tmp_x_hat_test)})
     return obs
 
 
@@ -211,10 +216,11 @@ def judge_unseen(expected, obs):
 
 
 def probe_convergence(ns, inputs):
-    bn = ns.BatchNorm(inputs["convergence"][0].shape)
-    for batch in inputs["convergence"]:
-        bn(batch)
-    return {name: ns.read(getattr(bn, name)) for name in MOVING}
+    with ns.pipelined():
+        bn = ns.BatchNorm(inputs["convergence"][0].shape)
+        for batch in inputs["convergence"]:
+            bn(batch)
+        return ns.read({name: getattr(bn, name) for name in MOVING})
 
 
 def judge_convergence(expected, obs):
@@ -246,13 +252,14 @@ def judge_output_statistics(expected, obs):
 
 
 def probe_gradients(ns, inputs):
-    obs = {}
-    for layer in LAYERS:
-        x = ns.put(inputs[layer].double().requires_grad_(True))
-        bn = with_gamma_beta(ns, inputs, layer)
-        bn(x).backward(inputs[f"{layer}_upstream"])
-        obs[layer] = {"x": ns.read(x.grad), "gamma": ns.read(bn.gamma.grad), "beta": ns.read(bn.beta.grad)}
-    return obs
+    with ns.pipelined():
+        obs = {}
+        for layer in LAYERS:
+            x = ns.put(inputs[layer].double().requires_grad_(True))
+            bn = with_gamma_beta(ns, inputs, layer)
+            bn(x).backward(inputs[f"{layer}_upstream"])
+            obs[layer] = ns.read({"x": x.grad, "gamma": bn.gamma.grad, "beta": bn.beta.grad})
+        return obs
 
 
 def expect_gradients(inputs):
@@ -279,14 +286,15 @@ def judge_gradients(expected, obs):
 
 
 def probe_matches_torch(ns, inputs):
-    obs = {}
-    for layer in LAYERS:
-        bn = ns.BatchNorm(inputs[layer].shape)
-        for batch in inputs[f"{layer}_train"]:
-            bn(batch)
-        with torch.no_grad():
-            obs[layer] = ns.read(bn(inputs[layer]))
-    return obs
+    with ns.pipelined():
+        obs = {}
+        for layer in LAYERS:
+            bn = ns.BatchNorm(inputs[layer].shape)
+            for batch in inputs[f"{layer}_train"]:
+                bn(batch)
+            with torch.no_grad():
+                obs[layer] = ns.read(bn(inputs[layer]))
+        return obs
 
 
 def expect_matches_torch(inputs):

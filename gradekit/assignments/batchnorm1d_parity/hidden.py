@@ -109,22 +109,23 @@ def verdict(problems):
 
 def run(ns, case, grad=False, **kwargs):
     """The submission's side of torch_run."""
-    bn = ns.BatchNorm1d(case["dim"], **kwargs)
-    found = {"train": []}
-    for step, batch in enumerate(case["train"]):
-        if grad and step == 0:
-            x = ns.put(batch.clone().requires_grad_(True))
-            out = bn(x)
-            (out * case["w"]).sum().backward()
-            found["grads"] = {"gamma": ns.read(bn.gamma.grad), "beta": ns.read(bn.beta.grad), "x": ns.read(x.grad)}
-        else:
-            out = bn(batch)
-        found["train"].append(ns.read(out))
-    found.update({name: ns.read(getattr(bn, name)) for name in BUFFERS})
-    bn.training = False
-    with torch.no_grad():
-        found["eval"] = ns.read(bn(case["eval"]))
-    return found
+    with ns.pipelined():
+        bn = ns.BatchNorm1d(case["dim"], **kwargs)
+        found = {"train": []}
+        for step, batch in enumerate(case["train"]):
+            if grad and step == 0:
+                x = ns.put(batch.clone().requires_grad_(True))
+                out = bn(x)
+                (out * case["w"]).sum().backward()
+                found["grads"] = ns.read({"gamma": bn.gamma.grad, "beta": bn.beta.grad, "x": x.grad})
+            else:
+                out = bn(batch)
+            found["train"].append(ns.read(out))
+        found.update(ns.read({name: getattr(bn, name) for name in BUFFERS}))
+        bn.training = False
+        with torch.no_grad():
+            found["eval"] = ns.read(bn(case["eval"]))
+        return found
 
 
 def compare_run(label, expected, got):
@@ -153,8 +154,10 @@ def judge_runs(label):
 
 def probe_single_feature(ns, inputs):
     case = inputs["single_feature"]
-    bn = ns.BatchNorm1d(1)
-    shapes = {name: tuple(getattr(bn, name).shape) for name in ("gamma", "beta") + BUFFERS}
+    with ns.pipelined():
+        bn = ns.BatchNorm1d(1)
+        shapes = ns.read({name: getattr(bn, name).shape for name in ("gamma", "beta") + BUFFERS})
+        shapes = {name: tuple(shape) for name, shape in shapes.items()}
     return {"shapes": shapes, "run": run(ns, case, grad=True)}
 
 
@@ -178,16 +181,17 @@ def judge_momentum_limits(expected, obs):
 
 
 def probe_long_run(ns, inputs):
-    case = inputs["long_run"]
-    bn = ns.BatchNorm1d(case["dim"])
-    states = []
-    for batch in case["train"]:
-        bn(batch)
-        states.append({name: ns.read(getattr(bn, name)) for name in BUFFERS})
-    bn.training = False
-    with torch.no_grad():
-        out = ns.read(bn(case["eval"]))
-    return {"states": states, "eval": out}
+    with ns.pipelined():
+        case = inputs["long_run"]
+        bn = ns.BatchNorm1d(case["dim"])
+        states = []
+        for batch in case["train"]:
+            bn(batch)
+            states.append(ns.read({name: getattr(bn, name) for name in BUFFERS}))
+        bn.training = False
+        with torch.no_grad():
+            out = ns.read(bn(case["eval"]))
+        return {"states": states, "eval": out}
 
 
 def expect_long_run(inputs):
@@ -214,15 +218,16 @@ def judge_long_run(expected, obs):
 
 
 def probe_rows(ns, inputs):
-    case = inputs["rows"]
-    bn = ns.BatchNorm1d(case["dim"])
-    for batch in case["train"]:
-        bn(batch)
-    bn.training = False
-    x = case["eval"]
-    # Gradients stay enabled, as in a network that backpropagates through a frozen layer.
-    return {"batch": ns.read(bn(x)), "rows": [ns.read(bn(x[i:i + 1])) for i in range(3)],
-            "buffers": {name: ns.read(getattr(bn, name)) for name in BUFFERS}}
+    with ns.pipelined():
+        case = inputs["rows"]
+        bn = ns.BatchNorm1d(case["dim"])
+        for batch in case["train"]:
+            bn(batch)
+        bn.training = False
+        x = case["eval"]
+        # Gradients stay enabled, as in a network that backpropagates through a frozen layer.
+        return {"batch": ns.read(bn(x)), "rows": [ns.read(bn(x[i:i + 1])) for i in range(3)],
+                "buffers": ns.read({name: getattr(bn, name) for name in BUFFERS})}
 
 
 def expect_rows(inputs):
@@ -247,31 +252,33 @@ def judge_rows(expected, obs):
 
 
 def probe_no_grad(ns, inputs):
-    case = inputs["no_grad"]
-    bn = ns.BatchNorm1d(case["dim"])
-    found = {"train": []}
-    with torch.no_grad():  # training mode still: PyTorch uses and updates the batch statistics
-        for batch in case["train"]:
-            found["train"].append(ns.read(bn(batch)))
-    found.update({name: ns.read(getattr(bn, name)) for name in BUFFERS})
-    bn.training = False
-    with torch.no_grad():
-        found["eval"] = ns.read(bn(case["eval"]))
-    return found
+    with ns.pipelined():
+        case = inputs["no_grad"]
+        bn = ns.BatchNorm1d(case["dim"])
+        found = {"train": []}
+        with torch.no_grad():  # training mode still: PyTorch uses and updates the batch statistics
+            for batch in case["train"]:
+                found["train"].append(ns.read(bn(batch)))
+        found.update(ns.read({name: getattr(bn, name) for name in BUFFERS}))
+        bn.training = False
+        with torch.no_grad():
+            found["eval"] = ns.read(bn(case["eval"]))
+        return found
 
 
 def probe_toggle(ns, inputs):
-    case = inputs["toggle"]
-    bn = ns.BatchNorm1d(case["dim"])
-    found = []
-    for train, evaluate in zip(((0, 1), (2,), (3, 4)), case["eval"]):
-        bn.training = True
-        outs = [ns.read(bn(case["train"][i])) for i in train]
-        bn.training = False
-        with torch.no_grad():
-            found.append({"train": outs, "eval": ns.read(bn(evaluate)),
-                          **{name: ns.read(getattr(bn, name)) for name in BUFFERS}})
-    return found
+    with ns.pipelined():
+        case = inputs["toggle"]
+        bn = ns.BatchNorm1d(case["dim"])
+        found = []
+        for train, evaluate in zip(((0, 1), (2,), (3, 4)), case["eval"]):
+            bn.training = True
+            outs = [ns.read(bn(case["train"][i])) for i in train]
+            bn.training = False
+            with torch.no_grad():
+                found.append({"train": outs, "eval": ns.read(bn(evaluate)),
+                              **ns.read({name: getattr(bn, name) for name in BUFFERS})})
+        return found
 
 
 def expect_toggle(inputs):

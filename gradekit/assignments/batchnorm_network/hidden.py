@@ -100,16 +100,17 @@ def attribute(obj, dotted):
 # ---- the summed loss -------------------------------------------------------------------------
 
 def probe_summed_loss(ns, inputs):
-    d = inputs["data"]
-    predictions = []
-    for seed in LOSS_SEEDS:
-        ns.torch.manual_seed(seed)
-        model = ns.Model()
-        ns.train_model(model, d["x_train"], d["y_train"])
-        model.eval()
-        with torch.no_grad():
-            predictions.append(ns.read(model(d["x_train"])))
-    return predictions
+    with ns.pipelined():
+        d = inputs["data"]
+        predictions = []
+        for seed in LOSS_SEEDS:
+            ns.torch.manual_seed(seed)
+            model = ns.Model()
+            ns.train_model(model, d["x_train"], d["y_train"])
+            model.eval()
+            with torch.no_grad():
+                predictions.append(ns.read(model(d["x_train"])))
+        return predictions
 
 
 def judge_summed_loss(y_train, predictions):
@@ -174,10 +175,11 @@ def judge_gradients(expected, obs):
 # ---- a batch of two --------------------------------------------------------------------------
 
 def probe_pair(ns, inputs):
-    d = inputs["pair"]
-    bn = layer_with(ns, d["x"].shape[1], d["gamma"], d["beta"])
-    out = bn(d["x"])
-    return {"out": ns.read(out), "running_mean": ns.read(bn.running_mean), "running_var": ns.read(bn.running_var)}
+    with ns.pipelined():
+        d = inputs["pair"]
+        bn = layer_with(ns, d["x"].shape[1], d["gamma"], d["beta"])
+        out = bn(d["x"])
+        return ns.read({"out": out, "running_mean": bn.running_mean, "running_var": bn.running_var})
 
 
 def expect_pair(inputs):
@@ -198,15 +200,16 @@ def judge_pair(expected, obs):
 # ---- float64 inputs --------------------------------------------------------------------------
 
 def probe_float64(ns, inputs):
-    d = inputs["float64"]
-    bn = ns.BatchNorm1d(d["train"].shape[1])
-    params = {"gamma": ns.read(bn.gamma), "beta": ns.read(bn.beta)}
-    train = ns.read(bn(d["train"]))
-    bn.eval()
-    running = {"running_mean": ns.read(bn.running_mean), "running_var": ns.read(bn.running_var)}
-    with torch.no_grad():
-        evaluated = ns.read(bn(d["eval"]))
-    return {"params": params, "train": train, "running": running, "eval": evaluated}
+    with ns.pipelined():
+        d = inputs["float64"]
+        bn = ns.BatchNorm1d(d["train"].shape[1])
+        params = ns.read({"gamma": bn.gamma, "beta": bn.beta})
+        train = ns.read(bn(d["train"]))
+        bn.eval()
+        running = ns.read({"running_mean": bn.running_mean, "running_var": bn.running_var})
+        with torch.no_grad():
+            evaluated = ns.read(bn(d["eval"]))
+        return {"params": params, "train": train, "running": running, "eval": evaluated}
 
 
 def judge_float64(inputs, obs):
@@ -285,14 +288,15 @@ def judge_rows(expected, losses):
 # ---- eval-mode predictions do not depend on the batch ----------------------------------------
 
 def probe_independent(ns, inputs):
-    ns.torch.manual_seed(0)
-    model = ns.Model()
-    for batch in inputs["train_batches"]:
-        model(batch)
-    model.eval()
-    return {"batch": ns.read(model(inputs["eval_batch"])),
-            "single": [ns.read(model(x)) for x in inputs["eval_single"]],
-            "reversed": ns.read(model(inputs["eval_reversed"]))}
+    with ns.pipelined():
+        ns.torch.manual_seed(0)
+        model = ns.Model()
+        for batch in inputs["train_batches"]:
+            model(batch)
+        model.eval()
+        return {"batch": ns.read(model(inputs["eval_batch"])),
+                "single": [ns.read(model(x)) for x in inputs["eval_single"]],
+                "reversed": ns.read(model(inputs["eval_reversed"]))}
 
 
 def judge_independent(expected, obs):
