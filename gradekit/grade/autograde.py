@@ -1,9 +1,9 @@
 """Grade a class: every submission under submitted/, in parallel sandboxes, resumably.
 
-Before any worker starts, each assignment's Battery is built (inputs and expectations, made
-once) and the gradebook is read once. Workers (one thread and one sandbox each; the sandboxes
-boot together, while the class is read) then take submissions from a queue, grade them, write
-their files and save them in state.db as they go. At the end the gradebook gets every new
+What needs grading is known first (from each notebook's digest and the checks' fingerprint);
+the sandboxes then boot while each assignment's Battery is built (inputs and expectations, made
+once) and the gradebook is read once. Workers (one thread and one sandbox each) then take
+submissions from a queue, grade them, write their files and save them in state.db as they go. At the end the gradebook gets every new
 score in one transaction, and grades.csv and the report are written once.
 
 A submission is graded again only when its notebook, its timestamp, the checks or the caps
@@ -22,7 +22,7 @@ from tqdm import tqdm
 from gradekit import contract, selfcheck
 from gradekit.errors import SandboxError
 from gradekit.grade import gradebook, outputs
-from gradekit.grade.battery import Battery
+from gradekit.grade.battery import Battery, fingerprint
 from gradekit.grade.discover import discover
 from gradekit.grade.results import RETRY, Result
 from gradekit.grade.sandbox import Sandbox, check_mode
@@ -44,56 +44,63 @@ def autograde(course, workers=None, students=None, force=False, progress=None, t
         from gradekit.grade.sandbox import WEAK_MODE
         print(f"warning: {WEAK_MODE}", file=sys.stderr)
     submissions = discover(course, students)
-    known = [s for s in submissions if not s.problem]
-    batteries = batteries_for(course, {s.assignment for s in known})
-    cells = gradebook.known_cells(course, [b.assignment for b in batteries.values()])
+    hidden_points = course.grading.hidden_points
+    names = sorted({s.assignment for s in submissions if s.assignment in contract.names()})
+    assignments = {name: contract.get(name) for name in names}
+    checks = {name: assignment.scored_checks(hidden_points) for name, assignment in assignments.items()}
+    prints = {name: fingerprint(checks[name], hidden_points) for name in names}
     state = State(course.autograded / "state.db")
+    sandboxes = []
     try:
         graded = state.all()
-        results, todo, changed = {}, [], set()
+        results, todo, unwritten, changed = {}, [], [], set()
         for s in submissions:
-            battery = batteries.get(s.assignment)
             if s.problem:
-                checks = battery.checks if battery else (contract.get(s.assignment).scored_checks(course.grading.hidden_points)
-                                                         if s.assignment in contract.names() else [])
-                results[s.key] = Result.failed(s.student, s.assignment, *s.problem, checks)
+                results[s.key] = Result.failed(s.student, s.assignment, *s.problem, checks.get(s.assignment, []))
                 continue
-            digest = _digest(s, battery, course)
+            digest = _digest(s, prints[s.assignment], course)
             saved = graded.get(s.key)
             if saved and saved[0] == digest and not force:
-                result = Result.from_record(s.student, s.assignment, saved[1], battery.checks)
+                result = Result.from_record(s.student, s.assignment, saved[1], checks[s.assignment])
                 results[s.key] = result
-                if not outputs.written(course, battery.assignment, result):
-                    outputs.write_submission(course, battery.assignment, result, s.notebook, cells[s.assignment])
+                if not outputs.written(course, assignments[s.assignment], result):
+                    unwritten.append((s, result))
                 continue
-            todo.append((s, battery, digest))
+            todo.append((s, digest))
+        count = max(1, min(workers or course.grading.worker_count(), len(todo)))
+        sandboxes = [Sandbox(course.sandbox, workers=count).start() for _ in range(count if todo else 0)]
+        batteries = batteries_for(course, {s.assignment for s, _ in todo})  # while the sandboxes boot
+        cells = gradebook.known_cells(course, list(assignments.values()))
+        for s, result in unwritten:
+            outputs.write_submission(course, assignments[s.assignment], result, s.notebook, cells[s.assignment])
         timeline["prepared"] = time.monotonic()
         bar = tqdm(total=len(todo), unit="submission", desc="grading", file=sys.stderr,
                    disable=None if progress is None else not progress)  # None: only on a terminal
-        for s, result in _grade_all(course, todo, cells, state, workers or course.grading.worker_count(), bar,
-                                    timeline):
+        for s, result in _grade_all(course, todo, batteries, cells, state, sandboxes, bar, timeline):
             results[s.key] = result
             changed.add(s.key)
         bar.close()
     finally:
+        for sandbox in sandboxes:
+            sandbox.stop()
         state.close()
     rows = [results[s.key] for s in submissions]
     timeline["graded"] = time.monotonic()
-    _record(course, submissions, rows, changed, batteries)
+    _record(course, submissions, rows, changed, assignments)
     timeline["recorded"] = time.monotonic()
-    checks = {}
-    for battery in batteries.values():
-        for check in battery.checks:
-            checks.setdefault(check.key, check)
-    outputs.write_class(course, rows, list(checks.values()))
+    columns = {}
+    for name in names:
+        for check in checks[name]:
+            columns.setdefault(check.key, check)
+    outputs.write_class(course, rows, list(columns.values()))
     timeline["written"] = time.monotonic()
     return rows
 
 
-def _digest(submission, battery, course):
+def _digest(submission, checks_fingerprint, course):
     """Changes when anything that decides this row changes: the notebook, its submission time,
     the checks and their points, the caps."""
-    digest = hashlib.sha256(battery.fingerprint.encode())
+    digest = hashlib.sha256(checks_fingerprint.encode())
     digest.update(json.dumps(course.sandbox.trait_values(), sort_keys=True, default=str).encode())
     for name in (submission.notebook, submission.folder / "timestamp.txt"):
         try:
@@ -103,19 +110,15 @@ def _digest(submission, battery, course):
     return digest.hexdigest()
 
 
-def _grade_all(course, todo, cells, state, worker_count, bar, timeline):
-    """Yield (submission, Result) as workers finish them."""
+def _grade_all(course, todo, batteries, cells, state, sandboxes, bar, timeline):
+    """Yield (submission, Result) as workers finish them, one worker per (started) sandbox."""
+    timeline["ready"], timeline["finished"] = [], []
     if not todo:
         return
     jobs = queue.Queue()
-    for job in todo:
-        jobs.put(job)
+    for s, digest in todo:
+        jobs.put((s, batteries[s.assignment], digest))
     done = queue.Queue()
-    count = max(1, min(worker_count, len(todo)))
-    sandboxes = [Sandbox(course.sandbox, workers=count) for _ in range(count)]
-    for sandbox in sandboxes:  # boot together; each worker waits for its own
-        sandbox.start()
-    timeline["ready"], timeline["finished"] = [], []
     threads = [threading.Thread(target=_work, args=(course, sandbox, jobs, done, cells, state, timeline["ready"]),
                                 daemon=True) for sandbox in sandboxes]
     for thread in threads:
@@ -173,15 +176,15 @@ def _grade_one(course, sandbox, submission, battery, cells):
                              battery.checks)
 
 
-def _record(course, submissions, rows, changed, batteries):
+def _record(course, submissions, rows, changed, assignments):
     """Scores into nbgrader's gradebook: the rows graded now, and any the gradebook lacks."""
     present = gradebook.recorded(course)
     graded = []
     for submission, result in zip(submissions, rows):
-        if not result.ran or result.status in RETRY or submission.assignment not in batteries:
+        if not result.ran or result.status in RETRY or submission.assignment not in assignments:
             continue
         if submission.key in changed or submission.key not in present:
-            graded.append((batteries[submission.assignment].assignment, result,
+            graded.append((assignments[submission.assignment], result,
                            gradebook.read_timestamp(submission.folder)))
     if graded:
         gradebook.record(course, graded)

@@ -58,18 +58,7 @@ class Battery:
         # What a judgement may build from a submission's answers: a few times the assignment's own
         # largest tensor (see budget.py).
         self.element_limit = max(MIN_JUDGE_ELEMENTS, JUDGE_FACTOR * largest_tensor((self.inputs, self.expected)))
-        self.fingerprint = self._fingerprint(hidden_points)
-
-    def _fingerprint(self, hidden_points):
-        """Changes when anything that decides a verdict changes: the checks, the points, the grading code."""
-        digest = hashlib.sha256()
-        sources = {Path(importlib.import_module(m).__file__) for m in self.inputs}
-        sources |= {Path(__file__), Path(remote.__file__), Path(budget.__file__),
-                    *Path(gradekit.run.__file__).parent.glob("*.py")}
-        for path in sorted(sources):
-            digest.update(path.read_bytes())
-        digest.update(json.dumps(hidden_points or {}, sort_keys=True).encode())
-        return digest.hexdigest()
+        self.fingerprint = fingerprint(self.checks, hidden_points)
 
     def grade(self, sandbox, student, cells):
         """The submission's Result. `cells` are [(number as Jupyter counts it, source)]."""
@@ -144,6 +133,19 @@ class Battery:
             if shared and outcome[0] == "observed":
                 outcome[2] = _substitute(inputs, seen)
             run.outcomes.append(tuple(outcome))
+
+
+def fingerprint(checks, hidden_points):
+    """Changes when anything that decides a verdict changes: the checks, the points, the grading
+    code. Cheap (no inputs made): a re-run knows what to grade before any Battery is built."""
+    digest = hashlib.sha256()
+    sources = {Path(importlib.import_module(m).__file__) for m in {c.module for c in checks}}
+    sources |= {Path(__file__), Path(remote.__file__), Path(budget.__file__),
+                *Path(gradekit.run.__file__).parent.glob("*.py")}
+    for path in sorted(sources):
+        digest.update(path.read_bytes())
+    digest.update(json.dumps(hidden_points or {}, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def largest_tensor(value):
