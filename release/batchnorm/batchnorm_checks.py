@@ -5,7 +5,8 @@ Each check is a probe (drives the student's class through `ns`, records what it 
 expectation (computed from the inputs alone) and a judgement (compares the two); see
 selfcheck.py for the contract. Inputs follow the original: seed 0, then conv, then fc, then the
 values checks 3, 7 and 8 set on the module, from one private generator. "Close" is torch.allclose
-with its defaults; every check judges the FC and the conv module together.
+with its defaults; every check judges the FC and the conv module together. Each probe runs in
+`ns.pipelined()`: the autograder sends the steps up to each read together.
 """
 import torch
 
@@ -82,11 +83,12 @@ def trained(ns, d, attribute):
 # ---- the ten checks --------------------------------------------------------------------------
 
 def probe_learnable(ns, inputs):
-    obs = {}
-    for layer in LAYERS:
-        bn = ns.BatchNorm(inputs[layer]["x"].shape)
-        obs[layer] = {"gamma": bn.gamma.requires_grad, "beta": bn.beta.requires_grad}
-    return obs
+    with ns.pipelined():
+        obs = {}
+        for layer in LAYERS:
+            bn = ns.BatchNorm(inputs[layer]["x"].shape)
+            obs[layer] = ns.read({"gamma": bn.gamma.requires_grad, "beta": bn.beta.requires_grad})
+        return obs
 
 
 def truthy(value):
@@ -101,9 +103,11 @@ def judge_learnable(expected, obs):
 def probe_shapes(names):
     def probe(ns, inputs):
         obs = {}
-        for layer in LAYERS:
-            bn = ns.BatchNorm(inputs[layer]["x"].shape)
-            obs[layer] = {name: tuple(getattr(bn, name).shape) for name in names}
+        with ns.pipelined():
+            for layer in LAYERS:
+                bn = ns.BatchNorm(inputs[layer]["x"].shape)
+                shapes = ns.read({name: getattr(bn, name).shape for name in names})
+                obs[layer] = {name: tuple(shape) for name, shape in shapes.items()}
         return obs
     return probe
 
@@ -117,16 +121,17 @@ def judge_shapes(expected, obs):
 
 
 def probe_test_norm(ns, inputs):
-    obs = {}
-    for layer in LAYERS:
-        d = inputs[layer]
-        bn = ns.BatchNorm(d["x"].shape)
-        bn.moving_mu = d["test_mu"]
-        bn.moving_sigma = d["test_sigma"]
-        with torch.no_grad():
-            bn(d["x"])
-        obs[layer] = ns.read(bn._tmp_x_hat_test)
-    return obs
+    with ns.pipelined():
+        obs = {}
+        for layer in LAYERS:
+            d = inputs[layer]
+            bn = ns.BatchNorm(d["x"].shape)
+            bn.moving_mu = d["test_mu"]
+            bn.moving_sigma = d["test_sigma"]
+            with torch.no_grad():
+                bn(d["x"])
+            obs[layer] = ns.read(bn._tmp_x_hat_test)
+        return obs
 
 
 def judge_layers(what):
@@ -136,30 +141,34 @@ def judge_layers(what):
 
 
 def probe_trained(attribute):
-    return lambda ns, inputs: {layer: trained(ns, inputs[layer], attribute) for layer in LAYERS}
+    def probe(ns, inputs):
+        with ns.pipelined():
+            return {layer: trained(ns, inputs[layer], attribute) for layer in LAYERS}
+    return probe
 
 
 def probe_moving(name, start):
     def probe(ns, inputs):
         obs = {}
-        for layer in LAYERS:
-            d = inputs[layer]
-            bn = ns.BatchNorm(d["x"].shape)
-            setattr(bn, name, d[start])
-            bn(d["x"])
-            obs[layer] = ns.read(getattr(bn, "_tmp_" + name))
+        with ns.pipelined():
+            for layer in LAYERS:
+                d = inputs[layer]
+                bn = ns.BatchNorm(d["x"].shape)
+                setattr(bn, name, d[start])
+                bn(d["x"])
+                obs[layer] = ns.read(getattr(bn, "_tmp_" + name))
         return obs
     return probe
 
 
 def probe_scale_shift(ns, inputs):
-    obs = {}
-    for layer in LAYERS:
-        bn = ns.BatchNorm(inputs[layer]["x"].shape)
-        out = bn(inputs[layer]["x"])
-        obs[layer] = {"out": ns.read(out), "gamma": ns.read(bn.gamma), "beta": ns.read(bn.beta),
-                      "x_hat": ns.read(bn._tmp_x_hat_train)}
-    return obs
+    with ns.pipelined():
+        obs = {}
+        for layer in LAYERS:
+            bn = ns.BatchNorm(inputs[layer]["x"].shape)
+            out = bn(inputs[layer]["x"])
+            obs[layer] = ns.read({"out": out, "gamma": bn.gamma, "beta": bn.beta, "x_hat": bn._tmp_x_hat_train})
+        return obs
 
 
 def judge_scale_shift(expected, obs):

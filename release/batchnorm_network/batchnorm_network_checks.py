@@ -174,17 +174,22 @@ def judge_statistics(expected, obs):
 # ---- check 2: running averages ---------------------------------------------------------------
 
 def probe_running(ns, inputs):
-    bn = ns.BatchNorm1d(20)
-    first = None
-    for batch in inputs["running"]:
-        bn(batch)
-        if first is None:
-            first = ns.read(bn.running_mean)
+    with ns.pipelined():
+        bn = ns.BatchNorm1d(20)
+        first = None
+        for batch in inputs["running"]:
+            bn(batch)
+            if first is None:
+                first = ns.read(bn.running_mean)
+        states = {}
+        for name in ("running_mean", "running_var"):
+            value = getattr(bn, name)
+            states[name] = {"value": value, "requires_grad": value.requires_grad, "grad_fn": value.grad_fn}
+        states = ns.read(states)
     obs = {"first": first}
-    for name in ("running_mean", "running_var"):
-        value = getattr(bn, name)
-        obs[name] = {"value": ns.read(value), "requires_grad": value.requires_grad,
-                     "grad_fn": value.grad_fn is not None}
+    for name, state in states.items():
+        obs[name] = {"value": state["value"], "requires_grad": state["requires_grad"],
+                     "grad_fn": state["grad_fn"] is not None}
     return obs
 
 
@@ -211,17 +216,17 @@ def judge_running(expected, obs):
 # ---- check 3: eval mode ----------------------------------------------------------------------
 
 def probe_eval(ns, inputs):
-    d = inputs["eval"]
-    bn = ns.BatchNorm1d(20)
-    for batch in d["train"]:
-        bn(batch)
-    bn.eval()
-    before = {name: ns.read(getattr(bn, name)) for name in ("running_mean", "running_var")}
-    with torch.no_grad():
-        out, one = bn(d["x"]), bn(d["one"])
-    return {"out": ns.read(out), "one": ns.read(one), "before": before,
-            "after": {name: ns.read(getattr(bn, name)) for name in before},
-            "gamma": ns.read(bn.gamma), "beta": ns.read(bn.beta)}
+    with ns.pipelined():
+        d = inputs["eval"]
+        bn = ns.BatchNorm1d(20)
+        for batch in d["train"]:
+            bn(batch)
+        bn.eval()
+        before = ns.read({name: getattr(bn, name) for name in ("running_mean", "running_var")})
+        with torch.no_grad():
+            out, one = bn(d["x"]), bn(d["one"])
+        return {"before": before, **ns.read({"out": out, "one": one, "after": {name: getattr(bn, name) for name in before},
+                                             "gamma": bn.gamma, "beta": bn.beta})}
 
 
 def expect_eval(inputs):
@@ -323,11 +328,12 @@ def judge_training(y_test, obs):
 # ---- check 6: the deep network ---------------------------------------------------------------
 
 def probe_deep(ns, inputs):
-    ns.torch.manual_seed(SEED)
-    deep = ns.DeepMLP(DEEP["hidden"], DEEP["layers"])
-    deep.initialize()
-    deep(ns.torch.randn(DEEP["batch"], DEEP["hidden"]))
-    return ns.read(deep.stds)
+    with ns.pipelined():
+        ns.torch.manual_seed(SEED)
+        deep = ns.DeepMLP(DEEP["hidden"], DEEP["layers"])
+        deep.initialize()
+        deep(ns.torch.randn(DEEP["batch"], DEEP["hidden"]))
+        return ns.read(deep.stds)
 
 
 def judge_deep(expected, stds):

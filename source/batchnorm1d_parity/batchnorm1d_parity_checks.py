@@ -107,7 +107,8 @@ def judge_initial(expected, obs):
 
 
 def probe_training_output(ns, inputs):
-    return ns.read(ns.BatchNorm1d(DIM)(inputs["x"]))
+    with ns.pipelined():
+        return ns.read(ns.BatchNorm1d(DIM)(inputs["x"]))
 
 
 def expect_training_output(inputs):
@@ -121,7 +122,8 @@ def judge_training_output(expected, obs):
 
 def probe_buffer(name):
     def probe(ns, inputs):
-        return ns.read(getattr(trained(ns, inputs["batches"]), name))
+        with ns.pipelined():
+            return ns.read(getattr(trained(ns, inputs["batches"]), name))
     return probe
 
 
@@ -137,12 +139,13 @@ def judge_buffer(name):
 
 
 def probe_eval(ns, inputs):
-    bn = trained(ns, inputs["batches"])
-    before = {name: ns.read(getattr(bn, name)) for name in BUFFERS}
-    bn.training = False
-    with torch.no_grad():
-        out = ns.read(bn(inputs["x"]))
-    return {"out": out, "before": before, "after": {name: ns.read(getattr(bn, name)) for name in BUFFERS}}
+    with ns.pipelined():
+        bn = trained(ns, inputs["batches"])
+        before = ns.read({name: getattr(bn, name) for name in BUFFERS})
+        bn.training = False
+        with torch.no_grad():
+            out = ns.read(bn(inputs["x"]))
+        return {"out": out, "before": before, "after": ns.read({name: getattr(bn, name) for name in BUFFERS})}
 
 
 def expect_eval(inputs):
@@ -169,10 +172,11 @@ def judge_eval(expected, obs):
 
 
 def probe_gradients(ns, inputs):
-    x = ns.put(inputs["x"].clone().requires_grad_(True))
-    bn = ns.BatchNorm1d(DIM)
-    (bn(x) * inputs["w"]).sum().backward()
-    return {"gamma": ns.read(bn.gamma.grad), "beta": ns.read(bn.beta.grad), "x": ns.read(x.grad)}
+    with ns.pipelined():
+        x = ns.put(inputs["x"].clone().requires_grad_(True))
+        bn = ns.BatchNorm1d(DIM)
+        (bn(x) * inputs["w"]).sum().backward()
+        return ns.read({"gamma": bn.gamma.grad, "beta": bn.beta.grad, "x": x.grad})
 
 
 def expect_gradients(inputs):
@@ -194,13 +198,15 @@ def judge_gradients(expected, obs):
 
 
 def probe_no_graph(ns, inputs):
-    bn = ns.BatchNorm1d(DIM)
-    initial = {name: ns.read(getattr(bn, name)) for name in BUFFERS}
-    for batch in inputs["batches"]:
-        bn(batch.clone().requires_grad_(True))  # inside a network, activations carry gradients
-    return {name: {"initial": initial[name], "value": ns.read(getattr(bn, name)),
-                   "requires_grad": getattr(bn, name).requires_grad, "graph": getattr(bn, name).grad_fn is not None}
-            for name in BUFFERS}
+    with ns.pipelined():
+        bn = ns.BatchNorm1d(DIM)
+        initial = ns.read({name: getattr(bn, name) for name in BUFFERS})
+        for batch in inputs["batches"]:
+            bn(batch.clone().requires_grad_(True))  # inside a network, activations carry gradients
+        found = ns.read({name: {"value": getattr(bn, name), "requires_grad": getattr(bn, name).requires_grad,
+                                "grad_fn": getattr(bn, name).grad_fn} for name in BUFFERS})
+    return {name: {"initial": initial[name], "value": state["value"], "requires_grad": state["requires_grad"],
+                   "graph": state["grad_fn"] is not None} for name, state in found.items()}
 
 
 def judge_no_graph(expected, obs):
@@ -217,8 +223,9 @@ def judge_no_graph(expected, obs):
 
 
 def probe_example(ns, inputs):
-    bn = trained(ns, [inputs["example"]] * EXAMPLE["steps"], EXAMPLE["dim"], momentum=EXAMPLE["momentum"])
-    return {name: ns.read(getattr(bn, name)) for name in BUFFERS}
+    with ns.pipelined():
+        bn = trained(ns, [inputs["example"]] * EXAMPLE["steps"], EXAMPLE["dim"], momentum=EXAMPLE["momentum"])
+        return ns.read({name: getattr(bn, name) for name in BUFFERS})
 
 
 def expect_example(inputs):
