@@ -156,6 +156,18 @@ FORGE_FRAMES = code("""
     BatchNorm.__init__ = __init__
 """)
 
+# Answers in the protocol's own form, but forged: a value for each operation the grader recorded
+# without asking for one.
+FORGE_ANSWERS = code("""
+    import sys
+    server = sys.modules["gradekit.run.server"]
+    _run = server.Server.run
+    def run(self, request, tensors, blobs):
+        value = _run(self, request, tensors, blobs)
+        return {"dict": {"passed": True}} if value is None else value
+    server.Server.run = run
+""")
+
 # Tensors that say they equal anything.
 LIARS = code("""
     import torch
@@ -388,6 +400,7 @@ def build_class(course):
         "f2-zeroes-inputs": [skeleton(), ZERO_INPUTS],
         "f3-patches-server": [skeleton(), PATCH_SERVER],
         "f4-forges-frames": [skeleton(), FORGE_FRAMES],
+        "f4b-forges-answers": [skeleton(), FORGE_ANSWERS],
         "f5-liar-tensors": [skeleton(), LIARS],
         "f6-forges-report": [SOLUTION, FORGE_REPORT],
         "f7-claims-kit-cells": [
@@ -499,10 +512,10 @@ def test_honest_submissions_keep_their_verdicts(attacked):
 def test_forgery_earns_nothing(attacked):
     _, rows, _ = attacked
     for student in ("f1-patches-comparisons", "f2-zeroes-inputs", "f3-patches-server", "f4-forges-frames",
-                    "f5-liar-tensors"):
+                    "f4b-forges-answers", "f5-liar-tensors"):
         row = rows[student]
         assert verdicts(row) == NONE and row.score == 0, (student, row.status, row.message)
-    assert rows["f4-forges-frames"].status == "protocol"
+    assert rows["f4-forges-frames"].status == rows["f4b-forges-answers"].status == "protocol"
 
 
 def test_a_forged_sandbox_report_changes_nothing(attacked):

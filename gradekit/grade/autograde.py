@@ -12,6 +12,7 @@ bug of the grader's own) ends in that row's status, and the batch goes on.
 """
 import hashlib
 import json
+import os
 import queue
 import sys
 import threading
@@ -68,7 +69,9 @@ def autograde(course, workers=None, students=None, force=False, progress=None, t
                 continue
             todo.append((s, digest))
         count = max(1, min(workers or course.grading.worker_count(), len(todo)))
-        sandboxes = [Sandbox(course.sandbox, workers=count).start() for _ in range(count if todo else 0)]
+        sandboxes = [Sandbox(course.sandbox, workers=count) for _ in range(count if todo else 0)]
+        for sandbox in sandboxes[:os.cpu_count() or 1]:  # one per core boots now; any more, once one is up
+            sandbox.start()
         batteries = batteries_for(course, {s.assignment for s, _ in todo})  # while the sandboxes boot
         cells = gradebook.known_cells(course, list(assignments.values()))
         for s, result in unwritten:
@@ -119,8 +122,9 @@ def _grade_all(course, todo, batteries, cells, state, sandboxes, bar, timeline):
     for s, digest in todo:
         jobs.put((s, batteries[s.assignment], digest))
     done = queue.Queue()
-    threads = [threading.Thread(target=_work, args=(course, sandbox, jobs, done, cells, state, timeline["ready"]),
-                                daemon=True) for sandbox in sandboxes]
+    one_ready = threading.Event()
+    threads = [threading.Thread(target=_work, args=(course, sandbox, jobs, done, cells, state, timeline["ready"],
+                                                    one_ready), daemon=True) for sandbox in sandboxes]
     for thread in threads:
         thread.start()
     for _ in todo:
@@ -133,13 +137,17 @@ def _grade_all(course, todo, batteries, cells, state, sandboxes, bar, timeline):
         thread.join()
 
 
-def _work(course, sandbox, jobs, done, cells, state, ready):
+def _work(course, sandbox, jobs, done, cells, state, ready, one_ready):
     try:
         try:
+            if sandbox.process is None:  # not booted with the others: wait until the cores are free of booting
+                one_ready.wait()
             sandbox.ready()
             ready.append(time.monotonic())
         except SandboxError:
             pass  # each submission then says so in its row, and a later run grades it
+        finally:
+            one_ready.set()
         while True:
             try:
                 submission, battery, digest = jobs.get_nowait()
