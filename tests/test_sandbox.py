@@ -165,12 +165,17 @@ class Thing:
 """
 
 
-def test_a_pipelined_block_costs_one_round_trip_and_keeps_the_results(sandbox, monkeypatch):
+def pipeline_session(sandbox, monkeypatch):
+    """(session, ns, frames) with PIPELINE_CELL run; `frames` gets the operation count of each frame sent."""
     session = sandbox.open()
     session.request("cells", cells=[(1, PIPELINE_CELL)], names=[])
-    ns = Namespace(session)
     send, frames = wire.send, []
     monkeypatch.setattr(wire, "send", lambda sock, message, *a: frames.append(len(message["ops"])) or send(sock, message, *a))
+    return session, Namespace(session), frames
+
+
+def test_a_pipelined_block_costs_one_round_trip_and_keeps_the_results(sandbox, monkeypatch):
+    session, ns, frames = pipeline_session(sandbox, monkeypatch)
     with ns.pipelined():
         thing = ns.Thing(40)
         got = [thing.step(k) for k in (1, 2)]
@@ -186,10 +191,8 @@ def test_a_pipelined_block_costs_one_round_trip_and_keeps_the_results(sandbox, m
     sandbox.finish(session)
 
 
-def test_a_pipelined_error_surfaces_in_order_and_nothing_after_it_runs(sandbox):
-    session = sandbox.open()
-    session.request("cells", cells=[(1, PIPELINE_CELL)], names=[])
-    ns = Namespace(session)
+def test_a_pipelined_error_surfaces_in_order_and_nothing_after_it_runs(sandbox, monkeypatch):
+    session, ns, _ = pipeline_session(sandbox, monkeypatch)
     with pytest.raises(RemoteError, match="boom at 1"):
         with ns.pipelined():
             thing = ns.Thing(1)
@@ -209,11 +212,7 @@ def test_a_pipelined_error_surfaces_in_order_and_nothing_after_it_runs(sandbox):
 
 def test_a_pipelined_block_is_sent_in_bounded_frames(sandbox, monkeypatch):
     from gradekit.grade import remote
-    session = sandbox.open()
-    session.request("cells", cells=[(1, PIPELINE_CELL)], names=[])
-    ns = Namespace(session)
-    send, frames = wire.send, []
-    monkeypatch.setattr(wire, "send", lambda sock, message, *a: frames.append(len(message["ops"])) or send(sock, message, *a))
+    session, ns, frames = pipeline_session(sandbox, monkeypatch)
     with ns.pipelined():
         thing = ns.Thing(0)
         for k in range(remote.MAX_BATCH):
