@@ -235,3 +235,15 @@ def test_pipelined_results_nobody_holds_are_not_kept(sandbox):
         alive = ns.count()
     assert ns.read(alive) == 1 and kept is not None
     sandbox.finish(session)
+
+
+def test_an_upload_that_fails_is_the_first_operations_error(sandbox, monkeypatch):
+    session, ns, frames = pipeline_session(sandbox, monkeypatch)
+    with pytest.raises(RemoteError, match="KeyError"):
+        with ns.pipelined():
+            thing = ns.Thing(1)
+            thing.step(ns.put(torch.ones(2)))
+            upload, data = session._uploads[0]
+            session._uploads[0] = ({**upload, "master": 99}, None)  # as a copy the process cannot make
+    assert frames[-1] == 4 and ns.read(ns.log) == []  # nothing ran, and the session goes on
+    sandbox.finish(session)

@@ -160,29 +160,14 @@ def largest_tensor(value):
 
 
 def _as_data(value, ns):
-    """Observations with every proxy a probe left in them read as data, all in one request
-    (judges see data only)."""
-    proxies = []
-
-    def walk(v, replace):
-        if isinstance(v, remote.Remote):
-            if replace:
-                return next(replace)
-            proxies.append(v)
-            return v
-        if type(v) in (list, tuple):
-            return type(v)(walk(x, replace) for x in v)
-        if type(v) is dict:
-            return {k: walk(x, replace) for k, x in v.items()}
-        return v
-
-    walk(value, None)
-    if not proxies:
-        return value
-    values = ns.read(proxies)
-    if type(values) is not list or len(values) != len(proxies):
-        raise TypeError("the values read do not match the proxies")
-    return walk(value, iter(values))
+    """Observations with any proxy a probe left in them read as data (judges see data only)."""
+    if isinstance(value, remote.Remote):
+        return ns.read(value)
+    if type(value) in (list, tuple):
+        return type(value)(_as_data(v, ns) for v in value)
+    if type(value) is dict:
+        return {k: _as_data(v, ns) for k, v in value.items()}
+    return value
 
 
 def _substitute(inputs, seen):

@@ -12,17 +12,17 @@ from types import SimpleNamespace
 
 import jsonschema
 import nbformat
-from sqlalchemy import create_engine, inspect, text
-from nbformat.v4 import new_output
 from alembic.script import ScriptDirectory
+from nbformat.v4 import new_output
 from nbgrader.api import (Assignment, Base, Comment, Grade, Gradebook, MissingEntry, Student, SubmittedAssignment,
                           SubmittedNotebook)
-from nbgrader.dbutil import ALEMBIC_DIR
 from nbgrader.converters import GenerateAssignment
+from nbgrader.dbutil import ALEMBIC_DIR
 from nbgrader.nbgraderformat import MetadataValidator, SchemaTooNewError, SchemaTooOldError, ValidationError
 from nbgrader.nbgraderformat.common import BaseMetadataValidator
 from nbgrader.preprocessors import AssignLatePenalties, ClearOutput, NbGraderPreprocessor, OverwriteCells, SaveCells
 from nbgrader.utils import parse_utc
+from sqlalchemy import create_engine, inspect, text
 
 from gradekit.errors import KitError
 from gradekit.grade.submission import SubmissionError, read_bytes

@@ -40,7 +40,6 @@ class Ended(Exception):
     """The student's process is gone, too slow, or broke the protocol: no further operations."""
 
 
-PIPELINED = {"getattr", "setattr", "call", "global", "module"}  # what a pipelined block records
 MAX_BATCH = 256  # operations recorded at most before they are sent
 
 
@@ -72,7 +71,7 @@ class Session:
         message = {"op": op, **{k: wire.encode(v, self._argument, None) for k, v in fields.items()}}
         if self.ended:
             raise Ended(self.ended)
-        if not (self._pipelining and op in PIPELINED):
+        if not (self._pipelining and op in wire.PIPELINED):
             self._batch.append(message)
             return self._send()
         proxy = None

@@ -55,9 +55,6 @@ def first_line(error):
     return wire.clean_text(f"{name}: {line}" if line else name, 500)
 
 
-PIPELINED = {"getattr", "setattr", "call", "global", "module"}  # ops a pipelined block records
-
-
 class Server:
     def __init__(self, sock, transform):
         self.sock = sock
@@ -84,18 +81,15 @@ class Server:
             if message is None:
                 return
             request, tensors, _ = message
-            blobs = []
+            blobs, answers = [], []
             try:
                 for upload in request.get("uploads", ()):
                     self.upload(upload, tensors)
                 for handle in request.get("release", ()):
                     self.release(handle)
-                ops = list(request["ops"])
-            except BaseException as error:
-                self._send(self.sock, {"answers": [{"error": first_line(error)}]})
-                continue
-            answers = []
-            for op in ops:
+            except BaseException as error:  # the first operation's error: it needed them
+                answers.append({"error": first_line(error)})
+            for op in request["ops"][len(answers):]:
                 if answers and "ok" not in answers[-1]:
                     answers.append({"skipped": True})  # a probe stops at its first error
                     continue
@@ -112,7 +106,7 @@ class Server:
         grader chose (none: the grader dropped it already), and answers null."""
         op = request["op"]
         value = getattr(self, "op_" + op)(request, tensors, blobs)
-        if op not in PIPELINED:
+        if op not in wire.PIPELINED:
             return value
         if "as" in request:
             if request["as"] is not None:
