@@ -3,6 +3,8 @@ gets a fresh world, and a sandbox that breaks is replaced without blaming anyone
 import os
 import signal
 import socket
+import subprocess
+import sys
 
 import numpy
 import pytest
@@ -92,6 +94,29 @@ def test_every_submission_gets_a_fresh_world(sandbox):
                                                     "('/tmp/trace', '/dev/shm/trace')]\n" + traces)], names=[])
         assert errors["errors"] == [] and ns.seen == [False, False]
         assert sandbox.finish(session)["exit"] == 0
+
+
+# Five 8 MiB blocks at once, freed together, five times over: with glibc's defaults the freed
+# heap is trimmed each time and the next round faults in every page again.
+REUSE_CELL = """import resource
+faults = []
+for _ in range(5):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    blocks = [bytearray(8 << 20) for _ in range(5)]
+    del blocks
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_freed_memory_is_reused_in_the_grader_and_in_every_world(sandbox):
+    grader = subprocess.run([sys.executable, "-c", "from gradekit.run import heap\nheap.keep_freed_memory()\n"
+                             + REUSE_CELL + "print(max(faults[1:]))"], capture_output=True, text=True, check=True)
+    assert int(grader.stdout) < 100
+    session = sandbox.open()
+    session.request("cells", cells=[(1, REUSE_CELL)], names=[])
+    faults = Namespace(session).faults
+    assert faults[0] > 5000 and max(faults[1:]) < 100, faults  # the pages of round one serve the rest
+    sandbox.finish(session)
 
 
 def test_the_kit_is_not_visible_inside(sandbox):

@@ -30,6 +30,7 @@ from gradekit.grade.results import RETRY, Result
 from gradekit.grade.sandbox import Sandbox, check_mode
 from gradekit.grade.state import State
 from gradekit.grade.submission import SubmissionError, code_cells, read_bytes
+from gradekit.run import heap
 
 
 def batteries_for(course, names):
@@ -41,6 +42,7 @@ def autograde(course, workers=None, students=None, force=False, progress=None, t
     dict, receives when each phase ended (time.monotonic()), for `make bench`."""
     timeline = {} if timeline is None else timeline
     timeline["start"] = time.monotonic()
+    heap.keep_freed_memory()
     check_mode(course.sandbox.mode)
     if course.sandbox.mode == "none":
         from gradekit.grade.sandbox import WEAK_MODE

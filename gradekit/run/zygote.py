@@ -16,6 +16,7 @@ through this process, so no later fork can find them in memory it inherits.
                                             processes outlived it (the grader then replaces us)
 """
 import ctypes
+import gc
 import json
 import os
 import select
@@ -24,23 +25,25 @@ import socket
 import sys
 import time
 
-from gradekit.run import wire, world
+from gradekit.run import heap, wire, world
 
 PR_SET_DUMPABLE = 4
 
 
 def _warm_up():
-    """Pay once, here, what every submission would otherwise pay after its fork."""
+    """Pay once, here, what every submission would otherwise pay after its fork. Not an optimizer:
+    making one imports torch._dynamo and sympy (about 70 MB), which every fork would copy."""
+    heap.keep_freed_memory()  # before torch allocates: inherited by every world
     import torch
     import torch.nn.functional  # noqa: F401
-    import torch.optim  # noqa: F401
     from safetensors.torch import load  # noqa: F401
 
     torch.set_num_threads(1)  # one core per sandbox: parallelism comes from the workers
     weight = torch.nn.Parameter(torch.ones(2, 3))
-    optimizer = torch.optim.SGD([weight], lr=0.1)
-    torch.nn.functional.batch_norm(weight, None, None, training=True).sum().backward()
-    optimizer.step()
+    out = torch.nn.functional.batch_norm(weight, None, None, training=True)
+    out.backward(torch.ones_like(out))  # a gradient argument imports sympy, through torch.fx
+    with torch.no_grad():
+        weight.add_(weight.grad, alpha=-0.1)
     torch.randn(2).var()
     from IPython.core.inputtransformer2 import TransformerManager
     return TransformerManager().transform_cell
@@ -58,6 +61,10 @@ def main():
         torch.manual_seed(0)  # every submission starts from the same random state
         Server(channel, transform).serve()
 
+    # What the zygote made stays out of every collection in the worlds: a collection there then
+    # neither walks these objects nor writes to the pages a fork shares with us.
+    gc.collect()
+    gc.freeze()
     ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # not ptrace-able, /proc/<pid>/mem unreadable
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     wire.send(control, {"ready": True})

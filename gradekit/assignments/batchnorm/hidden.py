@@ -19,6 +19,9 @@ UNSEEN_SHAPES = [((2, 3), torch.float32), ((5, 7), torch.float64), ((2, 1, 3, 5)
 # is about +-1.5 after 100 batches at momentum 0.9; with 32 rows it is +-6).
 CONVERGENCE = {"batches": 100, "shape": (512, 4), "mean": 42.0, "std": 10.0, "mu_within": 1.0, "sigma_within": 5.0}
 PARAMETERS = ("gamma", "beta")
+# The optimizer step of registered_parameters is written out: making a torch.optim optimizer
+# imports torch._dynamo and sympy into the student's process (about a second, and 70 MB).
+LEARNING_RATE = 0.1
 MOVING = ("moving_mu", "moving_sigma")
 
 
@@ -88,9 +91,11 @@ def probe_registered(ns, inputs):
         registered = {name: any(p is getattr(bn, name) for p in params) for name in PARAMETERS + MOVING}
         before = {name: ns.read(getattr(bn, name)) for name in PARAMETERS}
         if params:
-            optimizer = ns.torch.optim.SGD(bn.parameters(), lr=0.1)
             (bn(inputs[layer]) * inputs[f"{layer}_weights"]).sum().backward()
-            optimizer.step()
+            with torch.no_grad():  # one step of plain SGD, as torch.optim.SGD takes it
+                for p in params:
+                    if p.grad is not None:
+                        p.add_(p.grad, alpha=-LEARNING_RATE)
         after = {name: ns.read(getattr(bn, name)) for name in PARAMETERS}
         obs[layer] = {"registered": registered, "before": before, "after": after}
     return obs
