@@ -216,6 +216,19 @@ def test_a_pipelined_block_costs_one_round_trip_and_keeps_the_results(sandbox, m
     sandbox.finish(session)
 
 
+def test_identity_is_asked_where_the_objects_live(sandbox, monkeypatch):
+    session, ns, frames = pipeline_session(sandbox, monkeypatch)
+    with ns.pipelined():
+        thing = ns.Thing(1)
+        again, other = thing.n, ns.Thing(1).n  # the same int object, and another Thing's
+        log = ns.log
+        answers = ns.read([ns.same(ns.log, log), ns.same(ns.log, ns.Thing(2)), ns.same(thing.step, None),
+                           ns.same(log, None)])
+    assert frames == [17] and answers == [True, False, False, False]  # one frame, though every proxy is new
+    assert ns.same(thing, thing) is True and ns.same(again, other) is True  # one at a time, too (1 is 1)
+    sandbox.finish(session)
+
+
 def test_a_pipelined_error_surfaces_in_order_and_nothing_after_it_runs(sandbox, monkeypatch):
     session, ns, _ = pipeline_session(sandbox, monkeypatch)
     with pytest.raises(RemoteError, match="boom at 1"):

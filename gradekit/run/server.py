@@ -188,6 +188,10 @@ class Server:
         with mode:
             return function(*args, **kwargs)
 
+    def op_same(self, request, tensors, blobs):
+        """Whether two values are one object: `is`, where the objects live."""
+        return self.arguments(request["a"], tensors) is self.arguments(request["b"], tensors)
+
     def op_list(self, request, tensors, blobs):
         items = []
         for item in self.arguments(request["obj"], tensors):

@@ -3,8 +3,8 @@
 Never shipped to students. Same contract as checks.py (see selfcheck.py); points are zero
 unless grader_config.py sets them (`Grading.hidden_points`), so the core score stays the
 original's. They judge only what students write (the eight parts), never what the given code
-decides: a correct completion of the original skeleton passes every one. Probes that compare
-proxies by identity (`is`) run one step at a time; the others are pipelined (see checks.py).
+decides: a correct completion of the original skeleton passes every one. Every probe is
+pipelined (see checks.py): identity is asked of the student's process, with `ns.same`.
 """
 import torch
 import torch.nn.functional as F
@@ -86,18 +86,22 @@ def with_gamma_beta(ns, inputs, layer):
 def probe_registered(ns, inputs):
     obs = {}
     for layer in LAYERS:
-        bn = ns.BatchNorm(inputs[layer].shape)
-        params = list(bn.parameters())
-        registered = {name: any(p is getattr(bn, name) for p in params) for name in PARAMETERS + MOVING}
-        before = {name: ns.read(getattr(bn, name)) for name in PARAMETERS}
-        if params:
-            (bn(inputs[layer]) * inputs[f"{layer}_weights"]).sum().backward()
-            with torch.no_grad():  # one step of plain SGD, as torch.optim.SGD takes it
-                for p in params:
-                    if p.grad is not None:
-                        p.add_(p.grad, alpha=-LEARNING_RATE)
-        after = {name: ns.read(getattr(bn, name)) for name in PARAMETERS}
-        obs[layer] = {"registered": registered, "before": before, "after": after}
+        with ns.pipelined():
+            bn = ns.BatchNorm(inputs[layer].shape)
+            params = [p for p in bn.parameters()]  # list() would ask len() first: a round trip more
+            found = ns.read({"registered": {name: [ns.same(p, getattr(bn, name)) for p in params]
+                                            for name in PARAMETERS + MOVING},
+                             "before": {name: getattr(bn, name) for name in PARAMETERS}})
+            if params:
+                (bn(inputs[layer]) * inputs[f"{layer}_weights"]).sum().backward()
+                graded = ns.read([ns.same(p.grad, None) for p in params])
+                with torch.no_grad():  # one step of plain SGD, as torch.optim.SGD takes it
+                    for p, no_grad in zip(params, graded):
+                        if not no_grad:
+                            p.add_(p.grad, alpha=-LEARNING_RATE)
+            after = ns.read({name: getattr(bn, name) for name in PARAMETERS})
+        obs[layer] = {"registered": {name: any(hits) for name, hits in found["registered"].items()},
+                      "before": found["before"], "after": after}
     return obs
 
 
@@ -327,15 +331,17 @@ def judge_matches_torch(expected, obs):
 
 def probe_test_path(ns, inputs):
     obs = {}
-    for layer in LAYERS:
-        p = param_shape(inputs[layer].shape)
-        bn = ns.BatchNorm(inputs[layer].shape)
-        bn.moving_mu, bn.moving_sigma = torch.full(p, 0.5), torch.full(p, 2.0)
-        mu, sigma = bn.moving_mu, bn.moving_sigma
-        with torch.no_grad():
-            bn(inputs[layer])
-        obs[layer] = {"same": bn.moving_mu is mu and bn.moving_sigma is sigma,
-                      "moving_mu": ns.read(bn.moving_mu), "moving_sigma": ns.read(bn.moving_sigma)}
+    with ns.pipelined():
+        for layer in LAYERS:
+            p = param_shape(inputs[layer].shape)
+            bn = ns.BatchNorm(inputs[layer].shape)
+            bn.moving_mu, bn.moving_sigma = torch.full(p, 0.5), torch.full(p, 2.0)
+            mu, sigma = bn.moving_mu, bn.moving_sigma
+            with torch.no_grad():
+                bn(inputs[layer])
+            obs[layer] = ns.read({"same": [ns.same(bn.moving_mu, mu), ns.same(bn.moving_sigma, sigma)],
+                                  "moving_mu": bn.moving_mu, "moving_sigma": bn.moving_sigma})
+            obs[layer]["same"] = all(obs[layer]["same"])
     return obs
 
 
