@@ -187,6 +187,12 @@ class Thing:
         if k == 'boom':
             raise ValueError('boom at ' + str(self.n))
         return self.n + (k if isinstance(k, int) else 0)
+freed = []
+class Tracked:
+    def __init__(self, name):
+        self.name = name
+    def __del__(self):
+        freed.append(self.name)
 """
 
 
@@ -213,6 +219,20 @@ def test_a_pipelined_block_costs_one_round_trip_and_keeps_the_results(sandbox, m
         first = ns.read(thing.step(1))  # a read needs its answer: it goes with what was recorded
         thing.n = 8
     assert frames == [3, 1] and first == 8 and ns.read(thing.n) == 8
+    sandbox.finish(session)
+
+
+def test_what_the_grader_drops_is_freed_in_the_student_process(sandbox, monkeypatch):
+    session, ns, frames = pipeline_session(sandbox, monkeypatch)
+    one = ns.Tracked("one")  # made one operation at a time
+    with ns.pipelined():
+        two = ns.Tracked("two")
+        ns.read(two.name)  # a frame goes, then the proxies die: freed with the next frame
+        ns.Tracked("three").name  # made and dropped in the same frame: never kept
+        kept_for_a_while = ns.Tracked("four")
+        ns.read(ns.same(ns.Tracked("five"), kept_for_a_while))  # used in its frame, freed with the next
+    del one, two, kept_for_a_while
+    assert sorted(ns.read(ns.freed)) == ["five", "four", "one", "three", "two"]
     sandbox.finish(session)
 
 

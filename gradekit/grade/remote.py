@@ -54,7 +54,7 @@ class Session:
         self.sock, self.deadline, self.budget = sock, deadline, budget_bytes
         self.ended = None  # why the session ended early, once it has
         self._proxies = weakref.WeakValueDictionary()  # handle -> proxy: one proxy per object
-        self._released = []  # handles whose proxies are gone, freed with the next request
+        self._released = []  # handles whose proxies are gone, freed with the next request (never rebound)
         self._masters = {}  # id(grader tensor) -> (tensor, master key): uploaded once per session
         self._scope = {}  # id(grader tensor) -> (tensor, proxy, version seen): this check's copies
         self._uploads = []  # (upload, bytes or None) not sent yet: they go with the next request
@@ -103,15 +103,21 @@ class Session:
         ops, self._batch = self._batch, []
         message, blobs = {"ops": ops}, []
         if self._released:
-            # Results whose proxies are gone and that no recorded operation uses are not kept at
-            # all (as the result of `bn(batch)` in a training loop).
-            gone = set(self._released) - self._referenced
-            for op in ops:
-                if op.get("as") in gone:
-                    gone.discard(op["as"])
-                    self._released.remove(op["as"])
-                    op["as"] = None
-            message["release"], self._released = self._released, []
+            # A gone proxy's result made by this frame is not kept at all when nothing recorded
+            # uses it (as the result of `bn(batch)` in a training loop); when a later operation
+            # does, it exists only once the frame has run, so it is released with the next one.
+            made = {op["as"]: op for op in ops if op.get("as") is not None}
+            now, later = [], []
+            for handle in self._released:
+                if handle not in made:
+                    now.append(handle)
+                elif handle in self._referenced:
+                    later.append(handle)
+                else:
+                    made[handle]["as"] = None
+            if now:
+                message["release"] = now
+            self._released[:] = later  # in place: each proxy's finalizer appends to this list
         self._referenced = set()
         if self._uploads:
             message["uploads"] = []
