@@ -231,8 +231,13 @@ def test_what_the_grader_drops_is_freed_in_the_student_process(sandbox, monkeypa
         ns.Tracked("three").name  # made and dropped in the same frame: never kept
         kept_for_a_while = ns.Tracked("four")
         ns.read(ns.same(ns.Tracked("five"), kept_for_a_while))  # used in its frame, freed with the next
+        six = ns.Tracked("six")
+        ns.read(six.name)
+        name = six.name
+        del six  # gone before the frame that uses it is sent: freed with the one after
+        assert ns.read(name) == "six"
     del one, two, kept_for_a_while
-    assert sorted(ns.read(ns.freed)) == ["five", "four", "one", "three", "two"]
+    assert sorted(ns.read(ns.freed)) == ["five", "four", "one", "six", "three", "two"]
     sandbox.finish(session)
 
 

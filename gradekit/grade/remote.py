@@ -104,17 +104,17 @@ class Session:
         message, blobs = {"ops": ops}, []
         if self._released:
             # A gone proxy's result made by this frame is not kept at all when nothing recorded
-            # uses it (as the result of `bn(batch)` in a training loop); when a later operation
-            # does, it exists only once the frame has run, so it is released with the next one.
+            # uses it (as the result of `bn(batch)` in a training loop). One that an operation of
+            # this frame uses is needed until the frame has run: it is released with the next.
             made = {op["as"]: op for op in ops if op.get("as") is not None}
             now, later = [], []
             for handle in self._released:
-                if handle not in made:
-                    now.append(handle)
-                elif handle in self._referenced:
+                if handle in self._referenced:
                     later.append(handle)
-                else:
+                elif handle in made:
                     made[handle]["as"] = None
+                else:
+                    now.append(handle)
             if now:
                 message["release"] = now
             self._released[:] = later  # in place: each proxy's finalizer appends to this list
