@@ -16,10 +16,10 @@ the answers contain has passed wire.decode's checks and the session's byte budge
 A frame to the student's process carries a list of operations, which it runs in order; one
 that raises ends the list there (the rest are skipped, as a probe stops at an error). Outside a
 pipelined block every operation is a frame of its own and waits for its answer. Inside
-`with ns.pipelined():` attribute reads, calls, names and assignments are only recorded: each
-gives at once a proxy for a handle the grader chose, whatever its value will be, and the next
-operation that needs an answer (`ns.read`, len, iteration) or the end of the block sends them
-all in one frame. A probe step of ten operations costs one round trip instead of ten, and the
+`with ns.pipelined():` attribute reads, calls, names, assignments, `ns.same` and `ns.isinstance`
+(wire.PIPELINED) are only recorded: each gives at once a proxy for a handle the grader chose,
+whatever its value will be, and the next operation that needs an answer (`ns.read`, len,
+iteration) or the end of the block sends them all in one frame. A probe step of ten operations costs one round trip instead of ten, and the
 first operation that raised is the error the probe sees, as one request at a time would have
 shown.
 """
@@ -86,7 +86,7 @@ class Session:
 
     @contextlib.contextmanager
     def pipelined(self):
-        """Record attribute reads, calls, names and assignments, and send them together
+        """Record the operations of wire.PIPELINED, and send them together
         (see the module's docstring). An error of the student's code raised in the block wins
         over a local one that followed it, as it would have stopped the probe first."""
         self._pipelining += 1

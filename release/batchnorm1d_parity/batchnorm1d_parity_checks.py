@@ -83,12 +83,14 @@ def trained(ns, batches, dim=DIM, **kwargs):
 # ---- the eight checks ------------------------------------------------------------------------
 
 def probe_initial(ns, inputs):
-    bn = ns.BatchNorm1d(DIM)
-    found = list(bn.parameters())
-    return {"values": {name: ns.read(getattr(bn, name)) for name in PARAMETERS + BUFFERS},
-            "requires_grad": {name: getattr(bn, name).requires_grad for name in PARAMETERS},
-            "parameters": len(found),
-            "gamma_beta": len(found) == 2 and found[0] is bn.gamma and found[1] is bn.beta}
+    with ns.pipelined():
+        bn = ns.BatchNorm1d(DIM)
+        found = [p for p in bn.parameters()]
+        same = [ns.same(found[0], bn.gamma), ns.same(found[1], bn.beta)] if len(found) == 2 else [False]
+        obs = ns.read({"values": {name: getattr(bn, name) for name in PARAMETERS + BUFFERS},
+                       "requires_grad": {name: getattr(bn, name).requires_grad for name in PARAMETERS},
+                       "gamma_beta": same})
+    return {**obs, "parameters": len(found), "gamma_beta": all(obs["gamma_beta"])}
 
 
 def judge_initial(expected, obs):

@@ -114,14 +114,14 @@ def is_filled(value, shape, fill, what):
 # ---- check 0: parameters and buffers ---------------------------------------------------------
 
 def probe_registration(ns, inputs):
-    bn = ns.BatchNorm1d(20)
-    params, buffers = list(bn.parameters()), list(bn.buffers())
-    obs = {}
-    for name in ("gamma", "beta", "running_mean", "running_var"):
-        value = getattr(bn, name)
-        obs[name] = {"parameter": any(p is value for p in params), "buffer": any(b is value for b in buffers),
-                     "value": ns.read(value)}
-    return obs
+    with ns.pipelined():
+        bn = ns.BatchNorm1d(20)
+        params, buffers = [p for p in bn.parameters()], [b for b in bn.buffers()]
+        found = ns.read({name: {"parameter": [ns.same(p, getattr(bn, name)) for p in params],
+                                "buffer": [ns.same(b, getattr(bn, name)) for b in buffers],
+                                "value": getattr(bn, name)} for name in ("gamma", "beta", "running_mean", "running_var")})
+    return {name: {"parameter": any(seen["parameter"]), "buffer": any(seen["buffer"]), "value": seen["value"]}
+            for name, seen in found.items()}
 
 
 def judge_registration(expected, obs):
@@ -140,14 +140,15 @@ def judge_registration(expected, obs):
 
 def probe_statistics(ns, inputs):
     d = inputs["statistics"]
-    bn = ns.BatchNorm1d(10)
-    sizes = {name: getattr(bn, name).numel() for name in ("gamma", "beta")}
-    if sizes != {"gamma": 10, "beta": 10}:
-        return {"sizes": sizes}
-    with torch.no_grad():
-        bn.gamma.copy_(d["gamma"])
-        bn.beta.copy_(d["beta"])
-    return {"out": ns.read(bn(d["x"]))}
+    with ns.pipelined():
+        bn = ns.BatchNorm1d(10)
+        sizes = ns.read({name: getattr(bn, name).numel() for name in ("gamma", "beta")})
+        if sizes != {"gamma": 10, "beta": 10}:
+            return {"sizes": sizes}
+        with torch.no_grad():
+            bn.gamma.copy_(d["gamma"])
+            bn.beta.copy_(d["beta"])
+        return {"out": ns.read(bn(d["x"]))}
 
 
 def expect_statistics(inputs):
@@ -254,17 +255,15 @@ def judge_eval(x, obs):
 # ---- check 4: architecture -------------------------------------------------------------------
 
 def probe_architecture(ns, inputs):
-    model = ns.Model()
-    obs = {}
-    for name in LAYERS:
-        layer = getattr(model, name)
-        if ns.isinstance(layer, ns.torch.nn.Linear):
-            obs[name] = {"in": layer.in_features, "out": layer.out_features, "bias": layer.bias is not None}
-        else:
-            obs[name] = None
-    for name in ("bn1", "bn2"):
-        obs[name] = ns.isinstance(getattr(model, name), ns.BatchNorm1d)
-    obs["out"] = ns.read(model(inputs["architecture"]))
+    with ns.pipelined():
+        model = ns.Model()
+        linear = ns.read({name: ns.isinstance(getattr(model, name), ns.torch.nn.Linear) for name in LAYERS})
+        obs = ns.read({name: {"in": getattr(model, name).in_features, "out": getattr(model, name).out_features,
+                              "bias": ns.same(getattr(model, name).bias, None)} for name in LAYERS if linear[name]})
+        for name in LAYERS:
+            obs[name] = {**obs[name], "bias": not obs[name]["bias"]} if linear[name] else None
+        obs.update(ns.read({name: ns.isinstance(getattr(model, name), ns.BatchNorm1d) for name in ("bn1", "bn2")}))
+        obs["out"] = ns.read(model(inputs["architecture"]))
     return obs
 
 
@@ -294,12 +293,13 @@ def judge_architecture(expected, obs):
 
 def probe_training(ns, inputs):
     d = inputs["data"]
-    ns.torch.manual_seed(SEED)
-    model = ns.Model()
-    losses = ns.read(ns.train_model(model, d["x_train"], d["y_train"]))
-    model.eval()
-    with torch.no_grad():
-        predictions = ns.read(model(d["x_test"]))
+    with ns.pipelined():
+        ns.torch.manual_seed(SEED)
+        model = ns.Model()
+        losses = ns.read(ns.train_model(model, d["x_train"], d["y_train"]))
+        model.eval()
+        with torch.no_grad():
+            predictions = ns.read(model(d["x_test"]))
     return {"losses": losses, "predictions": predictions}
 
 

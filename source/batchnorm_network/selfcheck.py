@@ -24,10 +24,10 @@ directly. This file is also where the kit defines what a check is. A checks modu
         `ns.read(v)` a value as data, now (v may be a list or dict of them: one request),
         `ns.isinstance(obj, cls)`, `ns.same(a, b)` for `a is b`, `ns.cpu_seconds()` the CPU
         time the submission's process has used (for timing: waits are not counted), and
-        `with ns.pipelined():` a block whose attribute reads, calls, assignments and `ns.same`
-        the autograder sends together, without waiting for each answer: there they give
-        handles, whatever the values are, to pass on or `ns.read`; an error surfaces at the
-        next read or the block's end (here, at once).
+        `with ns.pipelined():` a block whose attribute reads, calls, assignments, `ns.same`
+        and `ns.isinstance` the autograder sends together, without waiting for each answer:
+        there they give handles, whatever the values are, to pass on or `ns.read`; an error
+        surfaces at the next read or the block's end (here, at once).
     expect(inputs) -> expected            (optional) what the judge compares with
     judge(expected, observations) -> (passed, why)
         `why` says what was expected when the check fails; never look at anything but the two.

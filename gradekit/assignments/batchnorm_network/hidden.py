@@ -131,21 +131,21 @@ def judge_summed_loss(y_train, predictions):
 # ---- gradients -------------------------------------------------------------------------------
 
 def probe_gradients(ns, inputs):
-    ns.torch.manual_seed(1)
-    model = ns.Model()
-    x, y = inputs["model_batch"]
-    loss = ns.torch.nn.functional.binary_cross_entropy(model(x), ns.put(y), reduction="sum")
-    loss.backward()
-    model_grads = {}
-    for name in PARAMETERS:
-        parameter = attribute(model, name)
-        model_grads[name] = {"shape": tuple(parameter.shape), "grad": ns.read(parameter.grad)}
-    d = inputs["grad"]
-    x = ns.put(d["x"].clone().requires_grad_(True))
-    bn = layer_with(ns, d["x"].shape[1], d["gamma"], d["beta"])
-    bn(x).backward(d["upstream"])
-    layer_grads = {"x": ns.read(x.grad), "gamma": ns.read(bn.gamma.grad), "beta": ns.read(bn.beta.grad)}
-    return {"model": model_grads, "layer": layer_grads}
+    with ns.pipelined():
+        ns.torch.manual_seed(1)
+        model = ns.Model()
+        x, y = inputs["model_batch"]
+        loss = ns.torch.nn.functional.binary_cross_entropy(model(x), ns.put(y), reduction="sum")
+        loss.backward()
+        model_grads = ns.read({name: {"shape": attribute(model, name).shape, "grad": attribute(model, name).grad}
+                               for name in PARAMETERS})
+        d = inputs["grad"]
+        x = ns.put(d["x"].clone().requires_grad_(True))
+        bn = layer_with(ns, d["x"].shape[1], d["gamma"], d["beta"])
+        bn(x).backward(d["upstream"])
+        layer_grads = ns.read({"x": x.grad, "gamma": bn.gamma.grad, "beta": bn.beta.grad})
+    return {"model": {name: {**found, "shape": tuple(found["shape"])} for name, found in model_grads.items()},
+            "layer": layer_grads}
 
 
 def expect_gradients(inputs):
@@ -237,21 +237,23 @@ def judge_float64(inputs, obs):
 
 def probe_shapes(ns, inputs):
     features = inputs["shape_eval"].shape[1]
-    bn = ns.BatchNorm1d(features)
     seen = []
+    with ns.pipelined():
+        bn = ns.BatchNorm1d(features)
 
-    def record(when):
-        seen.append((when, {name: tuple(getattr(bn, name).shape) for name in ("running_mean", "running_var")}))
+        def record(when):  # a shape is a value of its moment: read with the rest, at the end
+            seen.append((when, {name: getattr(bn, name).shape for name in ("running_mean", "running_var")}))
 
-    record("at the start")
-    for batch in inputs["shape_batches"]:
-        bn(batch)
-        record(f"after a training batch of {len(batch)}")
-    bn.eval()
-    with torch.no_grad():
-        bn(inputs["shape_eval"])
-    record("after an eval-mode batch")
-    return seen
+        record("at the start")
+        for batch in inputs["shape_batches"]:
+            bn(batch)
+            record(f"after a training batch of {len(batch)}")
+        bn.eval()
+        with torch.no_grad():
+            bn(inputs["shape_eval"])
+        record("after an eval-mode batch")
+        shapes = ns.read([found for _, found in seen])
+    return [(when, {name: tuple(shape) for name, shape in found.items()}) for (when, _), found in zip(seen, shapes)]
 
 
 def judge_shapes(expected, seen):
@@ -266,12 +268,13 @@ def judge_shapes(expected, seen):
 
 def probe_rows(ns, inputs):
     d = inputs["rows"]
-    linear = ns.torch.nn.Linear(d["x"].shape[1], 1)
-    with torch.no_grad():
-        linear.weight.copy_(d["weight"])
-        linear.bias.zero_()
-    model = ns.torch.nn.Sequential(linear, ns.torch.nn.Sigmoid())
-    return ns.read(ns.train_model(model, d["x"], d["y"], steps=10, batch_size=len(d["x"]), lr=0.0))
+    with ns.pipelined():
+        linear = ns.torch.nn.Linear(d["x"].shape[1], 1)
+        with torch.no_grad():
+            linear.weight.copy_(d["weight"])
+            linear.bias.zero_()
+        model = ns.torch.nn.Sequential(linear, ns.torch.nn.Sigmoid())
+        return ns.read(ns.train_model(model, d["x"], d["y"], steps=10, batch_size=len(d["x"]), lr=0.0))
 
 
 def judge_rows(expected, losses):
