@@ -19,9 +19,9 @@ pipelined block every operation is a frame of its own and waits for its answer. 
 `with ns.pipelined():` attribute reads, calls, names, assignments, `ns.same` and `ns.isinstance`
 (wire.PIPELINED) are only recorded: each gives at once a proxy for a handle the grader chose,
 whatever its value will be, and the next operation that needs an answer (`ns.read`, len,
-iteration) or the end of the block sends them all in one frame. A probe step of ten operations costs one round trip instead of ten, and the
-first operation that raised is the error the probe sees, as one request at a time would have
-shown.
+iteration) or the end of the block sends them all in one frame. A probe step of ten operations
+costs one round trip instead of ten, and the first operation that raised is the error the probe
+sees, as one request at a time would have shown.
 """
 import contextlib
 import time
@@ -54,7 +54,7 @@ class Session:
         self.sock, self.deadline, self.budget = sock, deadline, budget_bytes
         self.ended = None  # why the session ended early, once it has
         self._proxies = weakref.WeakValueDictionary()  # handle -> proxy: one proxy per object
-        self._released = []  # handles whose proxies are gone, freed with the next request (never rebound)
+        self._released = []  # handles whose proxies are gone, freed with a later request (never rebound)
         self._masters = {}  # id(grader tensor) -> (tensor, master key): uploaded once per session
         self._scope = {}  # id(grader tensor) -> (tensor, proxy, version seen): this check's copies
         self._uploads = []  # (upload, bytes or None) not sent yet: they go with the next request
