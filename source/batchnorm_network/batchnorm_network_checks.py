@@ -119,7 +119,8 @@ def probe_registration(ns, inputs):
         params, buffers = [p for p in bn.parameters()], [b for b in bn.buffers()]
         found = ns.read({name: {"parameter": [ns.same(p, getattr(bn, name)) for p in params],
                                 "buffer": [ns.same(b, getattr(bn, name)) for b in buffers],
-                                "value": getattr(bn, name)} for name in ("gamma", "beta", "running_mean", "running_var")})
+                                "value": getattr(bn, name)}
+                         for name in ("gamma", "beta", "running_mean", "running_var")})
     return {name: {"parameter": any(seen["parameter"]), "buffer": any(seen["buffer"]), "value": seen["value"]}
             for name, seen in found.items()}
 
@@ -257,11 +258,13 @@ def judge_eval(x, obs):
 def probe_architecture(ns, inputs):
     with ns.pipelined():
         model = ns.Model()
-        linear = ns.read({name: ns.isinstance(getattr(model, name), ns.torch.nn.Linear) for name in LAYERS})
-        obs = ns.read({name: {"in": getattr(model, name).in_features, "out": getattr(model, name).out_features,
-                              "bias": ns.same(getattr(model, name).bias, None)} for name in LAYERS if linear[name]})
-        for name in LAYERS:
-            obs[name] = {**obs[name], "bias": not obs[name]["bias"]} if linear[name] else None
+        layers = {name: getattr(model, name) for name in LAYERS}
+        linear = ns.read({name: ns.isinstance(layer, ns.torch.nn.Linear) for name, layer in layers.items()})
+        found = ns.read({name: {"in": layer.in_features, "out": layer.out_features,
+                                "no_bias": ns.same(layer.bias, None)}
+                         for name, layer in layers.items() if linear[name]})
+        obs = {name: {"in": f["in"], "out": f["out"], "bias": not f["no_bias"]} for name, f in found.items()}
+        obs.update({name: None for name in LAYERS if not linear[name]})
         obs.update(ns.read({name: ns.isinstance(getattr(model, name), ns.BatchNorm1d) for name in ("bn1", "bn2")}))
         obs["out"] = ns.read(model(inputs["architecture"]))
     return obs

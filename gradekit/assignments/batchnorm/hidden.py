@@ -94,9 +94,9 @@ def probe_registered(ns, inputs):
                              "before": {name: getattr(bn, name) for name in PARAMETERS}})
             if params:
                 (bn(inputs[layer]) * inputs[f"{layer}_weights"]).sum().backward()
-                graded = ns.read([ns.same(p.grad, None) for p in params])
+                no_grads = ns.read([ns.same(p.grad, None) for p in params])
                 with torch.no_grad():  # one step of plain SGD, as torch.optim.SGD takes it
-                    for p, no_grad in zip(params, graded):
+                    for p, no_grad in zip(params, no_grads):
                         if not no_grad:
                             p.add_(p.grad, alpha=-LEARNING_RATE)
             after = ns.read({name: getattr(bn, name) for name in PARAMETERS})
