@@ -6,8 +6,8 @@
 
 The class is the T04 assignment's reference and other correct completions of its skeleton
 (`--mixed` adds the realistic wrong ones), each in the source notebook's nbgrader form, so both
-graders see exactly the same files. Every kit run is a fresh process (a cold start, its own peak
-memory). The floor is the battery's own compute: every check's probe and judgement run in one
+graders see exactly the same files. Every kit run is a fresh process, timed from its start to its
+exit as nbgrader's is (a cold start, the kit's imports, its own peak memory). The floor is the battery's own compute: every check's probe and judgement run in one
 process on the reference, with nothing in between.
 """
 import argparse
@@ -24,15 +24,14 @@ HERE = Path(__file__).resolve().parent
 COURSE = HERE.parent
 sys.path[:0] = [str(HERE), str(COURSE)]
 
-import nbformat  # noqa: E402
-
-from mutants import batchnorm  # noqa: E402
-
 ASSIGNMENT = "batchnorm"
 
 
 def make_class(target, size, mixed=False):
     """A course in `target` with `size` submissions cycling through the variants."""
+    import nbformat
+    from mutants import batchnorm
+
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for name in ("grader_config.py", "nbgrader_config.py"):
@@ -78,26 +77,32 @@ def floor(repeats=5):
 
 
 def kit_run(course, force=False):
-    """Grade the class in a fresh process; its timeline, peak memory and verdicts."""
+    """Grade the class in a fresh process, as `make autograde` does: its timeline (seconds since the
+    process was started, Python's start and the kit's imports included, as nbgrader's time
+    includes its own), peak memory and verdicts."""
+    spawned = time.monotonic()
     done = subprocess.run([sys.executable, __file__, "--grade", str(course)] + (["--force"] if force else []),
                           capture_output=True, text=True)
+    total = time.monotonic() - spawned
     if done.returncode != 0:
         raise SystemExit(f"the kit failed: {done.stderr.strip().splitlines()[-1:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    run = json.loads(done.stdout.strip().splitlines()[-1])
+    run["timeline"] = {k: (v - spawned if isinstance(v, float) else [t - spawned for t in v])
+                       for k, v in run["timeline"].items()}
+    run["total"] = total
+    return run
 
 
 def grade_here(course, force):
-    """(run in the child) autograde, then print what the parent measures, as JSON."""
+    """(run in the child) autograde, then print what the parent measures, as JSON: the timeline on
+    the machine's monotonic clock, which the parent shares."""
     from gradekit.course import Course
     from gradekit.grade.autograde import autograde
 
     timeline = {}
-    started = time.monotonic()
     rows = autograde(Course(course), force=force, progress=False, timeline=timeline)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"timeline": {k: (v - started if isinstance(v, float) else [t - started for t in v])
-                                   for k, v in timeline.items()},
-                      "peak_mib": peak_mib, "total": time.monotonic() - started,
+    print(json.dumps({"timeline": timeline, "peak_mib": peak_mib,
                       "verdicts": {r.student: [c.passed for c in r.core] for r in rows},
                       "statuses": {r.student: r.status for r in rows}}))
 
@@ -105,7 +110,8 @@ def grade_here(course, force):
 def phases(run, size):
     t = run["timeline"]
     graded = t["graded"] - t.get("prepared", t["graded"])
-    lines = [f"  prepare (read class, batteries, gradebook) {t.get('prepared', 0):7.2f} s",
+    lines = [f"  start-up (Python, the kit's imports)       {t['start']:7.2f} s",
+             f"  prepare (read class, batteries, gradebook) {t.get('prepared', 0) - t['start']:7.2f} s",
              f"  sandbox start (first / all ready)          {min(t['ready'], default=0):7.2f} s / "
              f"{max(t['ready'], default=0):.2f} s (overlapped with grading)",
              f"  grading (workers, per-student files)       {graded:7.2f} s  {1000 * graded / size:6.0f} ms per submission",
