@@ -53,7 +53,9 @@ def trusted(case):
     with torch.enable_grad():
         leaves = [values[k].clone().requires_grad_(True) for k in ("x", "gamma", "beta")]
         out = F.batch_norm(*leaves[:1], None, None, *leaves[1:], training=True, eps=EPS)
-        grads = torch.autograd.grad(out, leaves, values["dout"])
+        # dout as a weight: the gradients of autograd.grad(out, leaves, dout), bit for bit, without
+        # the gradient argument that imports sympy into the grader (0.4 s, through torch.fx)
+        grads = torch.autograd.grad((out * values["dout"]).sum(), leaves)
     x = values["x"]
     inv_std = 1 / torch.sqrt(x.var(dim=0, correction=0) + EPS)
     x_hat = (x - x.mean(dim=0)) * inv_std

@@ -151,7 +151,8 @@ def probe_gradients(ns, inputs):
 def expect_gradients(inputs):
     d = inputs["grad"]
     x, gamma, beta = (d[k].clone().requires_grad_(True) for k in ("x", "gamma", "beta"))
-    F.batch_norm(x, None, None, gamma, beta, training=True, eps=EPS).backward(d["upstream"])
+    # backward(upstream) as a weighted sum: the same gradients, without importing sympy (see T04's hidden.py)
+    (F.batch_norm(x, None, None, gamma, beta, training=True, eps=EPS) * d["upstream"]).sum().backward()
     return {"x": x.grad, "gamma": gamma.grad, "beta": beta.grad}
 
 
