@@ -7,8 +7,9 @@
 The class is the T04 assignment's reference and other correct completions of its skeleton
 (`--mixed` adds the realistic wrong ones), each in the source notebook's nbgrader form, so both
 graders see exactly the same files. Every kit run is a fresh process, timed from its start to its
-exit as nbgrader's is (a cold start, the kit's imports, its own peak memory). The floor is the battery's own compute: every check's probe and judgement run in one
-process on the reference, with nothing in between.
+exit as nbgrader's is (a cold start, the kit's imports, its own peak memory). The floor is the
+battery's own compute: every check's probe and judgement run in one process on the reference,
+with nothing in between.
 """
 import argparse
 import json
