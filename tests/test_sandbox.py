@@ -113,9 +113,36 @@ def test_freed_memory_is_reused_in_the_grader_and_in_every_world(sandbox):
                              + REUSE_CELL + "print(max(faults[1:]))"], capture_output=True, text=True, check=True)
     assert int(grader.stdout) < 100
     session = sandbox.open()
-    session.request("cells", cells=[(1, REUSE_CELL)], names=[])
+    # Counted in 4 KiB pages: huge pages (below) would fault 512 of them at once.
+    no_huge_pages = "import ctypes\nctypes.CDLL(None).prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE\n"
+    session.request("cells", cells=[(1, no_huge_pages + REUSE_CELL)], names=[])
     faults = Namespace(session).faults
     assert faults[0] > 5000 and max(faults[1:]) < 100, faults  # the pages of round one serve the rest
+    sandbox.finish(session)
+
+
+def test_a_world_starts_without_sympy(sandbox):
+    """torch imports sympy lazily (a gradient argument to backward() does): the zygote must not, or
+    every fork copies its 30 MB and every exit frees them."""
+    session = sandbox.open()
+    session.request("cells", cells=[(1, "import sys\nloaded = 'sympy' in sys.modules")], names=[])
+    assert Namespace(session).loaded is False
+    sandbox.finish(session)
+
+
+def _huge_pages_offered():
+    try:
+        return "[never]" not in open(sandbox_module.THP_SETTINGS + "/enabled").read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _huge_pages_offered(), reason="this kernel offers no transparent huge pages")
+def test_the_heap_every_world_inherits_is_on_huge_pages(sandbox):
+    session = sandbox.open()
+    session.request("cells", cells=[(1, "huge = [int(line.split()[1]) for line in open('/proc/self/smaps_rollup') "
+                                        "if line.startswith('AnonHugePages:')]")], names=[])
+    assert Namespace(session).huge[0] >= 16 << 10  # KiB: the zygote's heap (about 80 MiB on T04)
     sandbox.finish(session)
 
 

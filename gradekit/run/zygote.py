@@ -41,7 +41,7 @@ def _warm_up():
     torch.set_num_threads(1)  # one core per sandbox: parallelism comes from the workers
     weight = torch.nn.Parameter(torch.ones(2, 3))
     out = torch.nn.functional.batch_norm(weight, None, None, training=True)
-    out.backward(torch.ones_like(out))  # a gradient argument imports sympy, through torch.fx
+    out.sum().backward()  # a gradient argument to backward() would import sympy (through torch.fx)
     with torch.no_grad():
         weight.add_(weight.grad, alpha=-0.1)
     torch.randn(2).var()

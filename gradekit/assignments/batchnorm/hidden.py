@@ -266,7 +266,9 @@ def probe_gradients(ns, inputs):
         for layer in LAYERS:
             x = ns.put(inputs[layer].double().requires_grad_(True))
             bn = with_gamma_beta(ns, inputs, layer)
-            bn(x).backward(inputs[f"{layer}_upstream"])
+            # backward(upstream), written as the weighted sum that gives the same gradients: a
+            # gradient argument imports sympy, 0.4 s in every student's process (see the zygote).
+            (bn(x) * inputs[f"{layer}_upstream"]).sum().backward()
             obs[layer] = ns.read({"x": x.grad, "gamma": bn.gamma.grad, "beta": bn.beta.grad})
         return obs
 

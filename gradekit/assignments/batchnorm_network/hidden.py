@@ -142,7 +142,7 @@ def probe_gradients(ns, inputs):
         d = inputs["grad"]
         x = ns.put(d["x"].clone().requires_grad_(True))
         bn = layer_with(ns, d["x"].shape[1], d["gamma"], d["beta"])
-        bn(x).backward(d["upstream"])
+        (bn(x) * d["upstream"]).sum().backward()  # backward(upstream), without sympy (see T04's hidden.py)
         layer_grads = ns.read({"x": x.grad, "gamma": bn.gamma.grad, "beta": bn.beta.grad})
     return {"model": {name: {**found, "shape": tuple(found["shape"])} for name, found in model_grads.items()},
             "layer": layer_grads}
