@@ -1,13 +1,17 @@
 """The `gradekit` command: one subcommand per thing an instructor does."""
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from gradekit import contract
 from gradekit.errors import KitError, SandboxError
+
+# torch, nbgrader and the rest are imported by the commands that need them, so that `check` and
+# `autograde` can start their sandboxes first (sandbox.boot_ahead).
 
 
 def _assignments(args):
+    from gradekit import contract
     return [contract.get(name) for name in (args.assignments or contract.names())]
 
 
@@ -31,6 +35,7 @@ def cmd_release(args):
 
 
 def _assignment_of(path, name):
+    from gradekit import contract
     if name:
         return contract.get(name)
     stem = Path(path).name.removesuffix(".ipynb").removesuffix(".py")
@@ -62,11 +67,14 @@ def print_result(result):
 def cmd_check(args):
     """Grade one notebook or .py file in the sandbox and print what the student would see."""
     import json
-    from gradekit.grade.autograde import grade_file
-    from gradekit.grade.outputs import write_atomically
-    course = _course(args)
-    assignment = _assignment_of(args.path, args.assignment)
-    result = grade_file(course, assignment, args.path)
+
+    from gradekit.grade.sandbox import boot_ahead
+    with boot_ahead(1) as booted:
+        from gradekit.grade.autograde import grade_file
+        from gradekit.grade.outputs import write_atomically
+        course = _course(args)
+        assignment = _assignment_of(args.path, args.assignment)
+        result = grade_file(course, assignment, args.path, sandbox=booted[0] if booted else None)
     print_result(result)
     if args.results:
         write_atomically(args.results, json.dumps(result.gradescope(), indent=2))
@@ -76,23 +84,28 @@ def cmd_check(args):
 def cmd_solution(args):
     """Every assignment's reference solution and source notebook through all its checks."""
     from gradekit.grade.autograde import grade_file
+    from gradekit.grade.sandbox import Sandbox
     course = _course(args)
     failed = 0
-    for assignment in _assignments(args):
-        for path in (course.solution(assignment), course.source(assignment)):
-            print(f"\n== {assignment.name}: {path.relative_to(course.root)}")
-            result = grade_file(course, assignment, path)
-            print_result(result)
-            failed += result.status != "ok" or not all(r.passed for r in result.checks)
+    with Sandbox(course.sandbox) as sandbox:  # one box: each file still gets a fresh world in it
+        for assignment in _assignments(args):
+            for path in (course.solution(assignment), course.source(assignment)):
+                print(f"\n== {assignment.name}: {path.relative_to(course.root)}")
+                result = grade_file(course, assignment, path, sandbox=sandbox)
+                print_result(result)
+                failed += result.status != "ok" or not all(r.passed for r in result.checks)
     return 1 if failed else 0
 
 
 def cmd_autograde(args):
     """Grade every submission under submitted/; exit 1 when a row needs the instructor's attention."""
-    from gradekit.grade.autograde import autograde, needs_attention
-    from gradekit.grade.report import summary_table
-    course = _course(args)
-    results = autograde(course, workers=args.workers, students=set(args.student or ()), force=args.force)
+    from gradekit.grade.sandbox import boot_ahead
+    with boot_ahead(args.workers or os.cpu_count() or 1) as booted:
+        from gradekit.grade.autograde import autograde, needs_attention
+        from gradekit.grade.report import summary_table
+        course = _course(args)
+        results = autograde(course, workers=args.workers, students=set(args.student or ()), force=args.force,
+                            booted=booted)
     if not results:
         raise KitError(f"nothing to grade: no submissions under {course.submitted}"
                        + (f" for {', '.join(args.student)}" if args.student else ""))

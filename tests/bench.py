@@ -97,11 +97,13 @@ def kit_run(course, force=False):
 def grade_here(course, force):
     """(run in the child) autograde, then print what the parent measures, as JSON: the timeline on
     the machine's monotonic clock, which the parent shares."""
-    from gradekit.course import Course
-    from gradekit.grade.autograde import autograde
+    from gradekit.grade.sandbox import boot_ahead
 
     timeline = {}
-    rows = autograde(Course(course), force=force, progress=False, timeline=timeline)
+    with boot_ahead(os.cpu_count() or 1) as booted:  # as `gradekit autograde` does, before the imports
+        from gradekit.course import Course
+        from gradekit.grade.autograde import autograde
+        rows = autograde(Course(course), force=force, progress=False, timeline=timeline, booted=booted)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"timeline": timeline, "peak_mib": peak_mib,
                       "verdicts": {r.student: [c.passed for c in r.core] for r in rows},

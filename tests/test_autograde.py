@@ -23,7 +23,7 @@ from gradekit.course import Course
 from gradekit.grade.autograde import autograde
 from gradekit.grade.report import pass_rates
 from gradekit.grade.results import Result
-from gradekit.grade.sandbox import Cgroup
+from gradekit.grade.sandbox import Cgroup, boot_ahead
 from gradekit.grade.submission import code_cells
 from mutants import batchnorm
 
@@ -264,14 +264,27 @@ def test_interrupted_run_resumes_with_the_same_grades(tmp_path):
 
 
 def test_grades_do_not_depend_on_workers_or_runs(tmp_path):
-    """The same class graded from a cold start with 1, 2 and 3 workers: identical rows."""
+    """The same class graded from a cold start with 1, 2 and 3 workers, and with a box booted
+    ahead (as the command does): identical rows."""
     runs = []
-    for workers in (1, 2, 3, 2):
+    for workers, ahead in ((1, 0), (2, 0), (3, 0), (2, 1)):
         course = copy_course(tmp_path / f"run{len(runs)}")
         class_with(course, {f"s{n:02d}": [m.code()] for n, m in enumerate(batchnorm.MUTANTS)})
-        rows = autograde(Course(course), workers=workers, progress=False)
+        with boot_ahead(ahead) as booted:
+            rows = autograde(Course(course), workers=workers, progress=False, booted=booted)
         runs.append([(r.student, r.status, [(c.passed, c.message) for c in r.checks]) for r in rows])
     assert all(run == runs[0] for run in runs[1:])
+
+
+def test_a_box_booted_ahead_grades_or_is_stopped_at_once(tmp_path):
+    course = copy_course(tmp_path)
+    class_with(course, {"solo": [SOLUTION]})
+    with boot_ahead(1) as booted:
+        rows = autograde(Course(course), progress=False, booted=booted)
+        assert [verdicts(r) for r in rows] == [[True] * 10] and booted[0]._jobs == 1  # it graded the class
+    with boot_ahead(1) as booted:
+        autograde(Course(course), progress=False, booted=booted)  # nothing changed: nothing to grade
+        assert booted[0].process is None  # stopped then, not at the end of the block
 
 
 def test_an_unreadable_state_file_means_grading_again(tmp_path, capsys):

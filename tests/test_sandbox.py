@@ -13,7 +13,7 @@ import torch
 from gradekit.errors import SandboxError
 from gradekit.grade import sandbox as sandbox_module
 from gradekit.grade.remote import Ended, Namespace, RemoteError
-from gradekit.run import wire
+from gradekit.run import frames, wire
 from mutants import batchnorm
 
 SOLUTION = batchnorm.SOLUTION
@@ -69,10 +69,10 @@ def test_decode_refuses_deep_nesting_without_recursing():
 
 def test_receive_refuses_frames_over_budget_and_malformed_buffers():
     a, b = socket.socketpair()
-    a.sendall(wire.FRAME.pack(10, 1 << 40))
+    a.sendall(frames.FRAME.pack(10, 1 << 40))
     with pytest.raises(wire.WireError, match="budget"):
         wire.receive(b, budget=1 << 20)
-    a.sendall(wire.FRAME.pack(2, 16) + b"{}" + b"\xff" * 16)
+    a.sendall(frames.FRAME.pack(2, 16) + b"{}" + b"\xff" * 16)
     with pytest.raises(wire.WireError, match="malformed tensor"):
         wire.receive(b)
 
@@ -174,6 +174,33 @@ def test_a_sandbox_that_died_between_jobs_is_replaced(grade, sandbox):
     sandbox.process.wait()
     second = grade("batchnorm", SOLUTION)
     assert second.status == "ok" and [r.passed for r in second.core] == [True] * 10
+
+
+def test_the_commands_start_their_sandboxes_before_importing_torch():
+    """`gradekit check` and `autograde` boot a box while they import the rest (about two seconds
+    of torch and nbgrader that it would otherwise wait for): nothing before that may import them."""
+    code = ("import sys\nimport gradekit.cli, gradekit.course, gradekit.grade.sandbox, gradekit.grade.submission\n"
+            "print(sorted({'torch', 'nbgrader'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_box_booted_ahead_takes_the_course_caps_or_gives_way_to_weak_mode(course):
+    from gradekit.course import Sandbox as Settings
+    memory_cell = [(1, "import resource\nlimit = resource.getrlimit(resource.RLIMIT_AS)[0]")]
+    with sandbox_module.boot_ahead(1) as booted:
+        box = booted[0].configure(Settings(memory_mb=1500))
+        session = box.open()
+        session.request("cells", cells=memory_cell, names=[])
+        assert Namespace(session).limit == 1500 << 20
+        box.finish(session)
+        box.configure(Settings(mode="none"))  # weak mode: the bubblewrap box goes, a plain one starts on use
+        assert box.process is None and not box.isolated
+        session = box.open()
+        session.request("cells", cells=memory_cell, names=[])
+        assert Namespace(session).limit == 3072 << 20
+        box.finish(session)
+    assert box.process is None
 
 
 def test_the_kit_refuses_to_grade_unsandboxed_unless_told(monkeypatch):

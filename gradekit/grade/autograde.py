@@ -38,9 +38,10 @@ def batteries_for(course, names):
     return {name: Battery(contract.get(name), course.grading.hidden_points) for name in sorted(names)}
 
 
-def autograde(course, workers=None, students=None, force=False, progress=None, timeline=None):
-    """Grade what is new or changed; return every row (Result), in a stable order. `timeline`, a
-    dict, receives when each phase ended (time.monotonic()), for `make bench`."""
+def autograde(course, workers=None, students=None, force=False, progress=None, timeline=None, booted=()):
+    """Grade what is new or changed; return every row (Result), in a stable order. `booted`:
+    sandboxes started ahead (sandbox.boot_ahead), used first; those not needed are stopped at once.
+    `timeline`, a dict, receives when each phase ended (time.monotonic()), for `make bench`."""
     timeline = {} if timeline is None else timeline
     timeline["start"] = time.monotonic()
     heap.keep_freed_memory()
@@ -49,12 +50,12 @@ def autograde(course, workers=None, students=None, force=False, progress=None, t
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _autograde(course, workers, students, force, progress, timeline)
+        return _autograde(course, workers, students, force, progress, timeline, list(booted))
     finally:
         torch.set_num_threads(threads)
 
 
-def _autograde(course, workers, students, force, progress, timeline):
+def _autograde(course, workers, students, force, progress, timeline, booted):
     check_mode(course.sandbox.mode)
     if course.sandbox.mode == "none":
         from gradekit.grade.sandbox import WEAK_MODE
@@ -84,9 +85,15 @@ def _autograde(course, workers, students, force, progress, timeline):
                 continue
             todo.append((s, digest))
         count = max(1, min(workers or course.grading.worker_count(), len(todo)))
-        sandboxes = [Sandbox(course.sandbox, workers=count) for _ in range(count if todo else 0)]
+        sandboxes = booted[:count if todo else 0]
+        sandboxes += [Sandbox() for _ in range(len(sandboxes), count if todo else 0)]
+        for sandbox in booted[len(sandboxes):]:  # not needed
+            sandbox.stop()
+        for sandbox in sandboxes:
+            sandbox.configure(course.sandbox, workers=count)
         for sandbox in sandboxes[:os.cpu_count() or 1]:  # one per core boots now; any more, once one is up
-            sandbox.start()
+            if sandbox.process is None:
+                sandbox.start()
         batteries = batteries_for(course, {s.assignment for s, _ in todo})  # while the sandboxes boot
         cells = gradebook.known_cells(course, list(assignments.values()))
         for s, result in unwritten:
@@ -217,10 +224,14 @@ def needs_attention(results):
     return [r for r in results if r.status != "ok"]
 
 
-def grade_file(course, assignment, path, student=None):
-    """Grade one notebook (or .py file) in a sandbox of its own: `gradekit check`, the pytest
-    battery, Gradescope. A file that cannot be read raises SubmissionError (one line)."""
+def grade_file(course, assignment, path, student=None, sandbox=None):
+    """Grade one notebook (or .py file): `gradekit check`, `make solution`, the pytest battery,
+    Gradescope. In `sandbox` where given (configured here, stopped by its owner; each submission
+    has a fresh world in it), else in a sandbox of its own. A file that cannot be read raises
+    SubmissionError (one line)."""
     cells = code_cells(path, assignment.kit_cell)
     battery = Battery(assignment, course.grading.hidden_points)
+    if sandbox is not None:
+        return battery.grade(sandbox.configure(course.sandbox), student or str(path), cells)
     with Sandbox(course.sandbox) as sandbox:
         return battery.grade(sandbox, student or str(path), cells)

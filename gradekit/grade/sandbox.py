@@ -10,6 +10,7 @@ its own.
 With `Sandbox.mode = "none"` in grader_config.py (weak mode, opted into) the zygote runs as a
 plain child process: the resource caps still apply, isolation does not.
 """
+import contextlib
 import os
 import shutil
 import socket
@@ -23,8 +24,7 @@ from pathlib import Path
 
 import gradekit.run
 from gradekit.errors import SandboxError
-from gradekit.grade.remote import Session
-from gradekit.run import wire
+from gradekit.run import frames
 
 START_SECONDS = 120  # importing torch on a busy machine
 RUN_PACKAGE = Path(gradekit.run.__file__).resolve().parent
@@ -167,19 +167,53 @@ def _own_process_count():
     return count
 
 
+@contextlib.contextmanager
+def boot_ahead(count):
+    """Up to `count` bubblewrap boxes, started before the grader imports torch and reads the
+    course, so that their boot (importing torch: about 1.7 s of a core each) overlaps the grader's
+    own start-up instead of following it. One core is left to the grader. Each is configured
+    before use (a course in weak mode replaces them), and stopped at the end of the block; none
+    where bubblewrap cannot run."""
+    booted = [] if bwrap_problem() else [Sandbox() for _ in range(min(count, max(1, (os.cpu_count() or 1) - 1)))]
+    try:
+        for sandbox in booted:
+            sandbox.start()
+        yield booted
+    finally:
+        for sandbox in booted:
+            sandbox.stop()
+
+
 class Sandbox:
     """One sandbox and its zygote. `open()` gives a Session with a fresh student process;
-    `finish(session)` ends it and says how it ended. Used by one thread at a time."""
+    `finish(session)` ends it and says how it ended. Used by one thread at a time.
 
-    def __init__(self, settings, workers=1):
-        check_mode(settings.mode)
-        self.settings = settings
-        self.isolated = settings.mode == "bwrap"
+    Starting a box needs only to know that it is one: the course's caps come with `configure()`
+    (before `open()`), the memory cap once the box has booted, and each submission's own caps with
+    its fork. So a box can boot while the grader is still starting (boot_ahead)."""
+
+    def __init__(self, settings=None, workers=1):
+        self.settings = None
+        self.isolated = True
         self.process = self.control = None
         self._cgroups = {}
         self._jobs = 0
+        self._ready = False
+        if settings is not None:
+            self.configure(settings, workers)
+
+    def configure(self, settings, workers=1):
+        """The course's settings: bubblewrap or weak mode, and the caps."""
+        check_mode(settings.mode)
+        if self.process is not None and self.isolated != (settings.mode == "bwrap"):
+            self.stop()  # booted ahead as a bubblewrap box, for a course in weak mode: started again on use
+        self.settings = settings
+        self.isolated = settings.mode == "bwrap"
         # Weak mode only: RLIMIT_NPROC counts every process of this user on the machine.
         self.nproc = _own_process_count() + settings.processes * max(workers, 1) + 32
+        if self._ready:
+            self._cap()
+        return self
 
     # ---- life of the box --------------------------------------------------------------
 
@@ -201,14 +235,12 @@ class Sandbox:
                                              "GLIBC_TUNABLES": HUGE_PAGES})
         box_end.close()
         self.control = grader_end
-        s = self.settings
-        limits = {"memory_mb": s.memory_mb, "cpu_seconds": s.cpu_seconds, "scratch_mb": s.scratch_mb,
-                  "nproc": self.nproc}
-        wire.send(self.control, {"isolated": self.isolated, "limits": limits, "python": _python_prefixes()})
+        frames.send(self.control, {"isolated": self.isolated, "python": _python_prefixes()})
         self._ready = False
         return self
 
     def ready(self):
+        """Wait until the box has booted, then cap it as the course says."""
         if self.process is None:
             self.start()
         if not self._ready:
@@ -218,15 +250,22 @@ class Sandbox:
                 why = self._stderr.read(4000).decode(errors="replace").strip().splitlines()
                 self.stop()
                 raise SandboxError("the sandbox did not start" + (f": {why[-1]}" if why else ""))
-            if "memory" in self._cgroups:  # the box as it stands, plus one submission's allowance
-                memory = self._cgroups["memory"]
-                try:
-                    memory.limit(memory.current() + (self.settings.memory_mb << 20))
-                except OSError as error:
-                    self.stop()
-                    raise SandboxError(f"the sandbox's memory cap could not be set: {error}") from None
+            self._cap()
             self._ready = True
         return self
+
+    def _cap(self):
+        """The pids cap, and the memory cap: the box as it stands, plus one submission's allowance
+        (until the box has booted, it runs only the zygote's import of torch)."""
+        pids, memory = self._cgroups.get("pids"), self._cgroups.get("memory")
+        try:
+            if pids:
+                pids.limit(self.settings.processes + 8)
+            if memory:
+                memory.limit(memory.current() + (self.settings.memory_mb << 20))
+        except OSError as error:
+            self.stop()
+            raise SandboxError(f"the sandbox's caps could not be set: {error}") from None
 
     def _make_cgroups(self):
         """The box's cgroups, each where this user may make it (a machine that refuses one grades
@@ -236,15 +275,8 @@ class Sandbox:
                 cgroup = Cgroup.make(controller)
             except OSError:
                 continue
-            if cgroup is None:
-                continue
-            try:
-                if controller == "pids":
-                    cgroup.limit(self.settings.processes + 8)
-            except OSError:
-                cgroup.remove()
-                continue
-            self._cgroups[controller] = cgroup
+            if cgroup is not None:
+                self._cgroups[controller] = cgroup
 
     def stop(self):
         if self.process is not None:
@@ -256,6 +288,7 @@ class Sandbox:
             self._stderr.close()
             self.control.close()
             self.process = None
+            self._ready = False
         for cgroup in self._cgroups.values():
             cgroup.remove()
         self._cgroups = {}
@@ -265,12 +298,16 @@ class Sandbox:
     def open(self):
         """A Session with a fresh student process, ready for the submission's cells. A box that
         fails before any student code ran is replaced and tried once more: never the student's fault."""
+        from gradekit.grade.remote import Session  # torch: not needed to start a box (boot_ahead)
+        s = self.settings
+        limits = {"memory_mb": s.memory_mb, "cpu_seconds": s.cpu_seconds, "scratch_mb": s.scratch_mb,
+                  "nproc": self.nproc}
         for attempt in range(2):
             try:
                 self.ready()
                 self._jobs += 1
                 mine, theirs = socket.socketpair()
-                wire.send(self.control, {"fork": self._jobs}, fds=[theirs.fileno()])
+                frames.send(self.control, {"fork": self._jobs, "limits": limits}, fds=[theirs.fileno()])
                 theirs.close()
                 started = self._control_reply(START_SECONDS)
                 if started and started.get("started") == self._jobs:
@@ -278,11 +315,11 @@ class Sandbox:
                     session = Session(mine, deadline, self.settings.answer_mb << 20)
                     session.job = self._jobs
                     session.oom_kills = self._oom_kills()
-                    hello = wire.receive(mine, time.monotonic() + START_SECONDS)
+                    hello = frames.receive(mine, time.monotonic() + START_SECONDS)
                     if hello and hello[0] == {"hello": True}:
                         return session
                 mine.close()
-            except (OSError, wire.Closed, wire.WireError, SandboxError) as error:
+            except (OSError, frames.Closed, frames.WireError, SandboxError) as error:
                 if attempt:
                     raise SandboxError(f"the sandbox failed before running the submission: {error}") from None
             self.stop()
@@ -318,7 +355,7 @@ class Sandbox:
 
     def _send_control(self, message):
         try:
-            wire.send(self.control, message)
+            frames.send(self.control, message)
         except OSError:
             pass
 
@@ -327,7 +364,7 @@ class Sandbox:
             return None
         self.control.settimeout(timeout)
         try:
-            message, fds = wire.receive_control(self.control)
+            message, fds = frames.receive_control(self.control)
         except (OSError, ValueError):
             return None
         for fd in fds:

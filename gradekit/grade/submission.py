@@ -9,8 +9,6 @@ import json
 import os
 import stat
 
-from gradekit.run.wire import clean_text
-
 MAX_BYTES = 32 << 20
 
 
@@ -18,6 +16,7 @@ class SubmissionError(ValueError):
     """A submission that cannot be graded; str() is the one line to show, `status` its row's status."""
 
     def __init__(self, status, message):
+        from gradekit.run.wire import clean_text  # imports torch: not before the CLI has started its sandboxes
         super().__init__(clean_text(message, 500))
         self.status = status
 

@@ -1,7 +1,7 @@
 """The wire protocol between the grader and a student's process: the one format both sides speak.
 
-A message is a frame: two little-endian u64 lengths, a JSON document, then a safetensors buffer
-holding the tensors the document refers to. JSON carries plain values as they are; everything
+A message is a frame (frames.py): a JSON document, then a safetensors buffer holding the
+tensors the document refers to. JSON carries plain values as they are; everything
 else is a tagged one-key object:
 
     {"tensor": "0"}        tensor "0" of the frame's safetensors buffer (its data)
@@ -9,23 +9,20 @@ else is a tagged one-key object:
     {"tuple": [...]}  {"dict": {...}}  {"size": [...]}  {"dtype": "float32"}  {"device": "cpu"}
     {"opaque": "ndarray"}  a value that was asked for as data but is not data
 
-The grader trusts nothing that comes out of the sandbox. `receive` checks a frame's lengths
-against the budget before it allocates anything, safetensors (made for untrusted files) parses
+The grader trusts nothing that comes out of the sandbox. A frame's lengths are checked against
+the budget before anything is allocated, safetensors (made for untrusted files) parses
 the tensors, and `decode` rebuilds plain values only, within depth and size limits, with every
 string cleaned (valid UTF-8, no control characters, bounded length). Never pickle.
 
 This module runs on both sides, so it imports only the standard library, torch and safetensors.
 """
-import array
-import json
 import re
-import socket
-import struct
-import time
 
 import torch
 
-FRAME = struct.Struct("<QQ")
+from gradekit.run import frames
+from gradekit.run.frames import Closed, WireError, send  # noqa: F401 (the submission's channel speaks them too)
+
 # safetensors' dtype codes, for the dtypes that may cross.
 DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
           torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
@@ -34,18 +31,9 @@ DTYPE_NAMES = {str(d).removeprefix("torch."): d for d in DTYPES}
 MAX_DEPTH = 32
 MAX_NODES = 200_000
 MAX_TEXT = 2000  # characters kept of any one string from a submission
-MAX_DOCUMENT = 8 << 20  # bytes of JSON in one frame
 # Operations a pipelined block records (gradekit/grade/remote.py): their results can be kept in
 # the student's process under a handle the grader chose (an operation's "as").
 PIPELINED = frozenset({"getattr", "setattr", "call", "global", "module", "same", "isinstance"})
-
-
-class WireError(ValueError):
-    """Bytes that break the protocol: the frame is refused, and with it the connection."""
-
-
-class Closed(ConnectionError):
-    """The other side closed the connection or did not answer in time."""
 
 
 # ---- text that came from a submission -----------------------------------------------------
@@ -77,18 +65,6 @@ def tensor_bytes(t):
     return code, list(t.shape), memoryview(raw).cast("B") if t.numel() else b""
 
 
-def _safetensors(blobs):
-    """The safetensors encoding of [(code, shape, bytes)], keyed "0", "1", ...: a header then the data.
-    Written here rather than with safetensors.torch.save, which copies every tensor twice."""
-    header, offset = {}, 0
-    for key, (code, shape, raw) in enumerate(blobs):
-        header[str(key)] = {"dtype": code, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
-        offset += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    return [struct.pack("<Q", len(text)), text, *(raw for _, _, raw in blobs)]
-
-
 def _load_safetensors(blob):
     from safetensors.torch import load
     try:
@@ -99,85 +75,14 @@ def _load_safetensors(blob):
 
 # ---- frames ---------------------------------------------------------------------------------
 
-def send(sock, document, blobs=(), fds=()):
-    """Send one frame: a JSON-able document and the tensors it refers to as {"tensor": key};
-    `fds` (control messages only) travel with it as SCM_RIGHTS."""
-    text = json.dumps(document, separators=(",", ":")).encode()
-    parts = _safetensors(blobs) if blobs else []
-    size = sum(len(p) for p in parts)
-    head = FRAME.pack(len(text), size) + text
-    if fds:
-        sent = socket.send_fds(sock, [head], list(fds))
-        head = head[sent:]
-    sock.sendall(head)
-    for part in parts:
-        sock.sendall(part)
-
-
-def receive_control(sock):
-    """(document, fds) of a small control frame, or (None, fds) at the end of the stream.
-    Only between the grader and the zygote, which trust each other."""
-    fds = array.array("i")
-    head, ancillary, _, _ = sock.recvmsg(FRAME.size, socket.CMSG_SPACE(4 * fds.itemsize))
-    for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
-    while head and len(head) < FRAME.size:
-        more = sock.recv(FRAME.size - len(head))
-        if not more:
-            break
-        head += more
-    if len(head) < FRAME.size:
-        return None, list(fds)
-    size, _ = FRAME.unpack(head)
-    body = b""
-    while len(body) < size:
-        chunk = sock.recv(size - len(body))
-        if not chunk:
-            return None, list(fds)
-        body += chunk
-    return json.loads(body), list(fds)
-
-
 def receive(sock, deadline=None, budget=None):
-    """(document, tensors, bytes received) of the next frame; None at a clean end of stream.
-    `budget`, where given, is the most bytes this frame may hold: a larger one is refused unread."""
-    head = _exactly(sock, FRAME.size, deadline, allow_end=True)
-    if head is None:
+    """(document, tensors, bytes received) of the next frame (frames.receive), its tensors parsed
+    by safetensors; None at a clean end of stream."""
+    found = frames.receive(sock, deadline, budget)
+    if found is None:
         return None
-    text_size, blob_size = FRAME.unpack(head)
-    if text_size > MAX_DOCUMENT or (budget is not None and text_size + blob_size > budget):
-        raise WireError(f"a frame of {text_size + blob_size} bytes is over the budget")
-    text = _exactly(sock, text_size, deadline)
-    blob = _exactly(sock, blob_size, deadline) if blob_size else b""
-    try:
-        document = json.loads(text)
-    except (ValueError, RecursionError):
-        raise WireError("malformed JSON in a frame") from None
-    return document, (_load_safetensors(blob) if blob else {}), FRAME.size + text_size + blob_size
-
-
-def _exactly(sock, size, deadline, allow_end=False):
-    buffer = bytearray(size)
-    view, got = memoryview(buffer), 0
-    while got < size:
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise Closed("no answer in time")
-            sock.settimeout(remaining)
-        try:
-            n = sock.recv_into(view[got:])
-        except socket.timeout:
-            raise Closed("no answer in time") from None
-        except OSError as error:
-            raise Closed(str(error)) from None
-        if n == 0:
-            if allow_end and got == 0:
-                return None
-            raise Closed("the connection closed in the middle of a frame")
-        got += n
-    return buffer
+    document, blob, size = found
+    return document, (_load_safetensors(blob) if blob else {}), size
 
 
 # ---- values ---------------------------------------------------------------------------------

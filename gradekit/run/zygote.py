@@ -1,15 +1,18 @@
 """The long-lived process of a sandbox: imports torch once, then forks a fresh world per submission.
 
 Started by gradekit/grade/sandbox.py as `python -I -S -c ...` with the control socket's fd as
-argument. Control messages are small JSON frames (wire.py); a "fork" message carries, as an
+argument. Control messages are small JSON frames (frames.py); a "fork" message carries, as an
 SCM_RIGHTS file descriptor, one end of a socket the grader made for that submission. The
 submission's process talks to the grader on it directly: student code and its data never pass
 through this process, so no later fork can find them in memory it inherits.
 
-    grader -> zygote   {"setup": {...}}     once: isolated or not, the caps, the Python prefixes
+    grader -> zygote   {"isolated": ..., "python": [...]}
+                                            once: bubblewrap or weak mode, the Python prefixes
                                             (kept importable under each world's scratch /tmp)
     zygote -> grader   {"ready": true}
-    grader -> zygote   {"fork": id} + fd    a new world for one submission (world.py)
+    grader -> zygote   {"fork": id, "limits": {...}} + fd
+                                            a new world for one submission (world.py), under
+                                            the course's caps
     zygote -> grader   {"started": id}
     grader -> zygote   {"kill": id}         optional: the grader's deadline passed
     zygote -> grader   {"done": id, ...}    how the student's process ended; "unclean" if
@@ -25,7 +28,7 @@ import socket
 import sys
 import time
 
-from gradekit.run import heap, wire, world
+from gradekit.run import frames, heap, world
 
 PR_SET_DUMPABLE = 4
 
@@ -51,7 +54,7 @@ def _warm_up():
 
 def main():
     control = socket.socket(fileno=int(sys.argv[1]))
-    setup, _ = wire.receive_control(control)
+    setup, _ = frames.receive_control(control)
     transform = _warm_up()
     from gradekit.run.server import CappedOutput, Server
 
@@ -67,16 +70,17 @@ def main():
     gc.freeze()
     ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # not ptrace-able, /proc/<pid>/mem unreadable
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    wire.send(control, {"ready": True})
+    frames.send(control, {"ready": True})
     while True:
-        message, fds = wire.receive_control(control)
+        message, fds = frames.receive_control(control)
         if message is None:
             return
         if "fork" not in message or len(fds) != 1:
             for fd in fds:
                 os.close(fd)
             continue  # a "kill" that arrived after its submission ended
-        _one_submission(control, message["fork"], socket.socket(fileno=fds[0]), setup, serve)
+        _one_submission(control, message["fork"], socket.socket(fileno=fds[0]), {**setup, "limits": message["limits"]},
+                        serve)
 
 
 def _one_submission(control, job, channel, setup, serve):
@@ -90,7 +94,7 @@ def _one_submission(control, job, channel, setup, serve):
         world.keeper(channel, write_end, setup, serve)
     channel.close()
     os.close(write_end)
-    wire.send(control, {"started": job})
+    frames.send(control, {"started": job})
     killed = _wait(pid, control, job)
     _, status = os.waitpid(pid, 0)
     report = json.loads(os.read(read_end, 4096) or b"{}")
@@ -102,7 +106,7 @@ def _one_submission(control, job, channel, setup, serve):
         while world.stragglers() and time.monotonic() < deadline:
             time.sleep(0.02)
         unclean = bool(world.stragglers())
-    wire.send(control, {"done": job, "killed": killed, "unclean": unclean, **report})
+    frames.send(control, {"done": job, "killed": killed, "unclean": unclean, **report})
 
 
 def _wait(pid, control, job):
@@ -114,7 +118,7 @@ def _wait(pid, control, job):
             ready, _, _ = select.select([pidfd, control], [], [])
             if pidfd in ready:
                 return killed
-            message, fds = wire.receive_control(control)
+            message, fds = frames.receive_control(control)
             for fd in fds:
                 os.close(fd)
             if message is None:  # the grader is gone: end this submission, then ourselves
