@@ -12,6 +12,7 @@ battery's own compute: every check's probe and judgement run in one process on t
 with nothing in between.
 """
 import argparse
+import gc
 import json
 import os
 import resource
@@ -100,7 +101,8 @@ def grade_here(course, force):
     from gradekit.grade.sandbox import boot_ahead
 
     timeline = {}
-    with boot_ahead(os.cpu_count() or 1) as booted:  # as `gradekit autograde` does, before the imports
+    gc.disable()  # as `gradekit autograde` does while it imports
+    with boot_ahead(os.cpu_count() or 1) as booted:  # and before them
         from gradekit.course import Course
         from gradekit.grade.autograde import autograde
         rows = autograde(Course(course), force=force, progress=False, timeline=timeline, booted=booted)

@@ -5,6 +5,7 @@ reading course files, reaching the network) or a later student's (leftover proce
 tests/test_attacks.py holds the attacks aimed at the grader itself.
 """
 import csv
+import gc
 import json
 import socket
 import subprocess
@@ -285,6 +286,20 @@ def test_a_box_booted_ahead_grades_or_is_stopped_at_once(tmp_path):
     with boot_ahead(1) as booted:
         autograde(Course(course), progress=False, booted=booted)  # nothing changed: nothing to grade
         assert booted[0].process is None  # stopped then, not at the end of the block
+
+
+def test_grading_collects_again_and_leaves_nothing_frozen(tmp_path):
+    """`gradekit autograde` imports with the cyclic collector off (cli.py): grading turns it back
+    on, with what existed before frozen, and unfreezes it at the end."""
+    course = copy_course(tmp_path)
+    class_with(course, {"solo": [SOLUTION]})
+    gc.disable()
+    try:
+        rows = autograde(Course(course), workers=1, progress=False)
+        assert [verdicts(r) for r in rows] == [[True] * 10]
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
 
 
 def test_an_unreadable_state_file_means_grading_again(tmp_path, capsys):

@@ -11,6 +11,8 @@ A submission is graded again only when its notebook, its timestamp, the checks o
 changed (or with --force). Whatever goes wrong with one submission (unreadable, hostile, or a
 bug of the grader's own) ends in that row's status, and the batch goes on.
 """
+import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -101,9 +103,10 @@ def _autograde(course, workers, students, force, progress, timeline, booted):
         timeline["prepared"] = time.monotonic()
         bar = tqdm(total=len(todo), unit="submission", desc="grading", file=sys.stderr,
                    disable=None if progress is None else not progress)  # None: only on a terminal
-        for s, result in _grade_all(course, todo, batteries, cells, state, sandboxes, bar, timeline):
-            results[s.key] = result
-            changed.add(s.key)
+        with _grading_heap():
+            for s, result in _grade_all(course, todo, batteries, cells, state, sandboxes, bar, timeline):
+                results[s.key] = result
+                changed.add(s.key)
         bar.close()
     finally:
         for sandbox in sandboxes:
@@ -120,6 +123,20 @@ def _autograde(course, workers, students, force, progress, timeline, booted):
     outputs.write_class(course, rows, list(columns.values()))
     timeline["written"] = time.monotonic()
     return rows
+
+
+@contextlib.contextmanager
+def _grading_heap():
+    """What exists when grading starts (imports, batteries, the class) lives through it: frozen,
+    the cyclic collector walks only what grading makes. Collection is on while grading; the CLI
+    turns it off while it imports (half a million objects that all live on: 0.5 s of collections
+    that find nothing)."""
+    gc.freeze()
+    gc.enable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _digest(submission, checks_fingerprint, course):
@@ -231,7 +248,8 @@ def grade_file(course, assignment, path, student=None, sandbox=None):
     SubmissionError (one line)."""
     cells = code_cells(path, assignment.kit_cell)
     battery = Battery(assignment, course.grading.hidden_points)
-    if sandbox is not None:
-        return battery.grade(sandbox.configure(course.sandbox), student or str(path), cells)
-    with Sandbox(course.sandbox) as sandbox:
-        return battery.grade(sandbox, student or str(path), cells)
+    with _grading_heap():
+        if sandbox is not None:
+            return battery.grade(sandbox.configure(course.sandbox), student or str(path), cells)
+        with Sandbox(course.sandbox) as sandbox:
+            return battery.grade(sandbox, student or str(path), cells)
