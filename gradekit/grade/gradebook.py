@@ -184,6 +184,10 @@ def autograded_notebook(submitted_path, assignment, result, cells):
             text = "".join(f"{r.check.label}: Pass\n" if r.passed else f"{r.check.label}: FAIL: {r.message}\n"
                            for r in verdicts)
             cell.outputs = [new_output("stream", name="stdout", text=text)]
+    try:  # as nbgrader will read it back (generate_feedback fails on a grade cell that lost its id)
+        METADATA.validate_nb(notebook)
+    except (ValidationError, RuntimeError, ValueError, KeyError, TypeError, AttributeError):
+        return None
     return nbformat.writes(notebook)
 
 

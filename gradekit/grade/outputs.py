@@ -13,7 +13,6 @@ import re
 import tempfile
 from pathlib import Path
 
-import nbformat
 
 from gradekit.grade import gradebook, report
 from gradekit.grade.submission import SubmissionError, read_bytes
@@ -90,17 +89,13 @@ def nbgrader_files(folder):
 
 def _autograded_notebook(submitted, assignment, result, cells):
     """The autograded notebook's text, or None where the submitted notebook cannot be put in
-    nbgrader's form. nbformat and nbgrader raise errors of many types on a hostile notebook (a
-    list where metadata should be, an outdated nbgrader schema...), and the result must stand
-    whatever they raise; a notebook nbgrader itself would refuse to read back (a grade cell left
-    without its id when the id was unknown: generate_feedback fails on it) is not written either.
-    Lone surrogates (valid JSON escapes, but no UTF-8 page can hold them) become U+FFFD."""
+    nbgrader's form (gradebook.autograded_notebook). nbformat and nbgrader raise errors of many
+    types on a hostile notebook (a list where metadata should be, an outdated nbgrader schema...),
+    and the result must stand whatever they raise. Lone surrogates (valid JSON escapes, but no
+    UTF-8 page can hold them) become U+FFFD."""
     try:
         text = gradebook.autograded_notebook(submitted, assignment, result, cells)
-        if text is not None:
-            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-            gradebook.METADATA.validate_nb(nbformat.reads(text, as_version=4))  # as nbgrader reads it
-        return text
+        return None if text is None else text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     except Exception:
         return None
 
