@@ -225,16 +225,12 @@ def _grade_one(course, sandbox, submission, battery, cells):
 
 def _record(course, submissions, rows, changed, assignments):
     """Scores into nbgrader's gradebook: the rows graded now, and any the gradebook lacks."""
-    present = gradebook.recorded(course)
-    graded = []
-    for submission, result in zip(submissions, rows):
-        if not result.ran or result.status in RETRY or submission.assignment not in assignments:
-            continue
-        if submission.key in changed or submission.key not in present:
-            graded.append((assignments[submission.assignment], result,
-                           gradebook.read_timestamp(submission.folder)))
-    if graded:
-        gradebook.record(course, graded)
+    candidates = [(assignments[submission.assignment], result, gradebook.read_timestamp(submission.folder),
+                   submission.key in changed)
+                  for submission, result in zip(submissions, rows)
+                  if result.ran and result.status not in RETRY and submission.assignment in assignments]
+    if candidates:
+        gradebook.record(course, candidates)
 
 
 def needs_attention(results):

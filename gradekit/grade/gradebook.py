@@ -200,24 +200,20 @@ def read_timestamp(folder):
         return None
 
 
-def recorded(course):
-    """{(student, assignment)} of the submissions the gradebook holds."""
-    with open_gradebook(course) as gradebook:
-        rows = gradebook.db.query(SubmittedAssignment.student_id, Assignment.name).join(
-            Assignment, Assignment.id == SubmittedAssignment.assignment_id)
-        return {(student, name) for student, name in rows}
-
-
-def record(course, graded):
-    """Write [(assignment, Result, timestamp)] into the gradebook in one transaction: the auto
-    scores of the test cells, the submission time, nbgrader's late penalty. Hand-graded cells
-    keep whatever the instructor entered."""
+def record(course, rows):
+    """Write [(assignment, Result, timestamp, graded now)] into the gradebook in one transaction,
+    those graded now and those it lacks: the auto scores of the test cells, the submission time,
+    nbgrader's late penalty. Hand-graded cells keep whatever the instructor entered."""
     penalties = AssignLatePenalties(config=course.config)
     penalties.init_plugin()
     with open_gradebook(course) as gradebook:
         session = gradebook.db
+        present = {(student, name) for student, name in session.query(SubmittedAssignment.student_id, Assignment.name)
+                   .join(Assignment, Assignment.id == SubmittedAssignment.assignment_id)}
         students = {s.id for s in session.query(Student.id)}
-        for assignment, result, timestamp in graded:
+        for assignment, result, timestamp, now in rows:
+            if not now and (result.student, assignment.name) in present:
+                continue
             if result.student not in students:
                 session.add(Student(id=result.student))
                 students.add(result.student)
