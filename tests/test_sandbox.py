@@ -6,10 +6,13 @@ import socket
 import subprocess
 import sys
 
+from pathlib import Path
+
 import numpy
 import pytest
 import torch
 
+from conftest import COURSE
 from gradekit.errors import SandboxError
 from gradekit.grade import sandbox as sandbox_module
 from gradekit.grade.remote import Ended, Namespace, RemoteError
@@ -201,6 +204,16 @@ def test_a_box_booted_ahead_takes_the_course_caps_or_gives_way_to_weak_mode(cour
         assert Namespace(session).limit == 3072 << 20
         box.finish(session)
     assert box.process is None
+
+
+def test_the_sandbox_starts_from_a_python_named_through_dotdot(tmp_path):
+    """`../.venv/bin/python` from a course folder: that folder is not in the box, so the box
+    must start Python by a path without it."""
+    python = Path(os.path.abspath(sys.executable))
+    roundabout = Path(*[".."] * (len(tmp_path.parts) - 1), python.relative_to("/"))  # Python keeps <cwd>/../..
+    done = subprocess.run([str(roundabout), "-m", "gradekit.cli", "--course", str(COURSE), "sandbox"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_the_kit_refuses_to_grade_unsandboxed_unless_told(monkeypatch):

@@ -29,6 +29,9 @@ from gradekit.run import frames
 START_SECONDS = 120  # importing torch on a busy machine
 RUN_PACKAGE = Path(gradekit.run.__file__).resolve().parent
 INSIDE = "/opt/gradekit"  # where gradekit/run is mounted in the box (as gradekit.run)
+# Python as started, with any ".." folded away: `../.venv/bin/python` from a course folder is
+# /course/../.venv/bin/python, and the course folder is not in the box.
+PYTHON = os.path.abspath(sys.executable)
 # glibc's malloc backs its heap with transparent huge pages (where the kernel has them): most of the
 # zygote's memory is that heap, and each submission's fork copies its page tables and the exit
 # frees them, 512 times fewer entries with 2 MiB pages (about 10 ms of kernel time a T04 submission).
@@ -78,7 +81,7 @@ def _python_prefixes():
 
 def _zygote_command(fd, isolated):
     if not isolated:
-        return [sys.executable, "-I", "-m", "gradekit.run.zygote", str(fd)]
+        return [PYTHON, "-I", "-m", "gradekit.run.zygote", str(fd)]
     boot = (f"import sys; sys.path[:0] = {[INSIDE] + _python_paths()!r}; "
             "from gradekit.run.zygote import main; main()")
     command = _bwrap_base() + [
@@ -92,7 +95,7 @@ def _zygote_command(fd, isolated):
     for path in _python_prefixes():
         command += ["--ro-bind", path, path]
     command += ["--ro-bind", str(RUN_PACKAGE), f"{INSIDE}/gradekit/run", "--remount-ro", "/", "--chdir", "/"]
-    return command + ["--", sys.executable, "-I", "-S", "-c", boot, str(fd)]
+    return command + ["--", PYTHON, "-I", "-S", "-c", boot, str(fd)]
 
 
 class Cgroup:
