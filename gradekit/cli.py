@@ -105,8 +105,15 @@ def cmd_autograde(args):
         from gradekit.grade.autograde import autograde, needs_attention
         from gradekit.grade.report import summary_table
         course = _course(args)
+        timeline = {}
         results = autograde(course, workers=args.workers, students=set(args.student or ()), force=args.force,
-                            booted=booted)
+                            booted=booted, timeline=timeline)
+    if args.timeline:  # for `make bench`: when each phase ended, and the peak memory
+        import json
+        import resource
+        from gradekit.grade.outputs import write_atomically
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        write_atomically(args.timeline, json.dumps({"timeline": timeline, "peak_mib": peak_mib}))
     if not results:
         raise KitError(f"nothing to grade: no submissions under {course.submitted}"
                        + (f" for {', '.join(args.student)}" if args.student else ""))
@@ -168,6 +175,7 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: grader_config.py)")
     p.add_argument("--student", action="append", metavar="ID", help="grade only this student (repeatable)")
     p.add_argument("--force", action="store_true", help="grade again even what has not changed")
+    p.add_argument("--timeline", metavar="JSON", help=argparse.SUPPRESS)
     p.set_defaults(run=cmd_autograde)
 
     p = sub.add_parser("sandbox", help="check that the grading sandbox starts on this machine")

@@ -6,16 +6,15 @@
 
 The class is the T04 assignment's reference and other correct completions of its skeleton
 (`--mixed` adds the realistic wrong ones), each in the source notebook's nbgrader form, so both
-graders see exactly the same files. Every kit run is a fresh process, timed from its start to its
-exit as nbgrader's is (a cold start, the kit's imports, its own peak memory). The floor is the
+graders see exactly the same files. Every kit run is `gradekit autograde` itself, timed from its
+start to its exit as nbgrader's is (a cold start, the kit's imports, its own peak memory). The floor is the
 battery's own compute: every check's probe and judgement run in one process on the reference,
 with nothing in between.
 """
 import argparse
-import gc
+import csv
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -78,38 +77,25 @@ def floor(repeats=5):
     return 1000 * best
 
 
-def kit_run(course, force=False):
-    """Grade the class in a fresh process, as `make autograde` does: its timeline (seconds since the
+def kit_run(course):
+    """`gradekit autograde` on the class, in a fresh process: its timeline (seconds since the
     process was started, Python's start and the kit's imports included, as nbgrader's time
-    includes its own), peak memory and verdicts."""
+    includes its own, and its exit), peak memory and verdicts (from grades.csv)."""
+    report = course / "timeline.json"
     spawned = time.monotonic()
-    done = subprocess.run([sys.executable, __file__, "--grade", str(course)] + (["--force"] if force else []),
-                          capture_output=True, text=True)
+    done = subprocess.run([str(COURSE / ".venv" / "bin" / "gradekit"), "--course", str(course), "autograde",
+                           "--timeline", str(report)], capture_output=True, text=True)
     total = time.monotonic() - spawned
-    if done.returncode != 0:
+    if done.returncode not in (0, 1):  # 1: some rows need attention, which a mixed class has
         raise SystemExit(f"the kit failed: {done.stderr.strip().splitlines()[-1:]}")
-    run = json.loads(done.stdout.strip().splitlines()[-1])
+    run = json.loads(report.read_text())
     run["timeline"] = {k: (v - spawned if isinstance(v, float) else [t - spawned for t in v])
                        for k, v in run["timeline"].items()}
     run["total"] = total
+    with open(course / "autograded" / "grades.csv", newline="") as table:
+        run["verdicts"] = {row["student_id"]: [float(row[f"check_{k}"] or 0) > 0 for k in range(10)]
+                           for row in csv.DictReader(table)}
     return run
-
-
-def grade_here(course, force):
-    """(run in the child) autograde, then print what the parent measures, as JSON: the timeline on
-    the machine's monotonic clock, which the parent shares."""
-    from gradekit.grade.sandbox import boot_ahead
-
-    timeline = {}
-    gc.disable()  # as `gradekit autograde` does while it imports
-    with boot_ahead(os.cpu_count() or 1) as booted:  # and before them
-        from gradekit.course import Course
-        from gradekit.grade.autograde import autograde
-        rows = autograde(Course(course), force=force, progress=False, timeline=timeline, booted=booted)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"timeline": timeline, "peak_mib": peak_mib,
-                      "verdicts": {r.student: [c.passed for c in r.core] for r in rows},
-                      "statuses": {r.student: r.status for r in rows}}))
 
 
 def phases(run, size):
@@ -147,11 +133,7 @@ def main():
     parser.add_argument("--mixed", action="store_true", help="add the realistic wrong solutions to the class")
     parser.add_argument("--no-nbgrader", action="store_true", help="time the kit alone")
     parser.add_argument("--large", type=int, default=0, metavar="N", help="also grade a generated class of N")
-    parser.add_argument("--grade", metavar="COURSE", help=argparse.SUPPRESS)
-    parser.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.grade:
-        return grade_here(Path(args.grade), args.force)
 
     cores, lowest = os.cpu_count(), floor()
     print(f"floor: the battery's own compute, one process, one core: {lowest:.0f} ms per submission "

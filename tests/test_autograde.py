@@ -254,8 +254,13 @@ def test_interrupted_run_resumes_with_the_same_grades(tmp_path):
         time.sleep(0.2)
     process.kill()
     process.wait()
-    assert 3 <= saved() < len(batchnorm.MUTANTS)
-    subprocess.run(command, capture_output=True, cwd=COURSE)
+    before = saved()
+    assert 3 <= before < len(batchnorm.MUTANTS)
+    subprocess.run(command + ["--timeline", str(tmp_path / "timeline.json")], capture_output=True, cwd=COURSE)
+    report = json.loads((tmp_path / "timeline.json").read_text())  # what `make bench` reads
+    phases = report["timeline"]
+    assert phases["start"] < phases["prepared"] < phases["graded"] < phases["recorded"] <= phases["written"]
+    assert len(phases["finished"]) == len(batchnorm.MUTANTS) - before and report["peak_mib"] > 100
     table = {row["student_id"]: row for row in csv.DictReader((course / "autograded" / "grades.csv").open())}
     assert len(table) == len(batchnorm.MUTANTS)
     for n, mutant in enumerate(batchnorm.MUTANTS):
