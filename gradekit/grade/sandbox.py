@@ -172,12 +172,12 @@ def _own_process_count():
 
 @contextlib.contextmanager
 def boot_ahead(count):
-    """Up to `count` bubblewrap boxes, started before the grader imports torch and reads the
-    course, so that their boot (importing torch: about 1.7 s of a core each) overlaps the grader's
-    own start-up instead of following it. One core is left to the grader. Each is configured
-    before use (a course in weak mode replaces them), and stopped at the end of the block; none
-    where bubblewrap cannot run."""
-    booted = [] if bwrap_problem() else [Sandbox() for _ in range(min(count, max(1, (os.cpu_count() or 1) - 1)))]
+    """Up to `count` bubblewrap boxes (one per core at most), started before the grader imports
+    torch and reads the course, so that their boot (importing torch: about 1.7 s of a core each)
+    overlaps the grader's own start-up instead of following it. Each is configured before use (a
+    course in weak mode replaces them), and stopped at the end of the block; none where
+    bubblewrap cannot run."""
+    booted = [] if bwrap_problem() else [Sandbox() for _ in range(min(count, os.cpu_count() or 1))]
     try:
         for sandbox in booted:
             sandbox.start()
