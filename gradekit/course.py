@@ -8,6 +8,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 
+from nbgrader.coursedir import CourseDirectory
 from traitlets import Bool, Dict, Enum, Float, Int
 from traitlets.config import Config, Configurable
 from traitlets.config.loader import PyFileConfigLoader
@@ -52,6 +53,7 @@ class Course:
     def __init__(self, root="."):
         self.root = Path(root).resolve()
         self.config = self._load()
+        self.directory = CourseDirectory(config=self.config, root=str(self.root))
         self.sandbox = Sandbox(config=self.config)
         self.grading = Grading(config=self.config)
 
@@ -63,13 +65,6 @@ class Course:
             return PyFileConfigLoader(path.name, path=str(self.root)).load_config()
         except Exception as error:  # the instructor's file: say where it broke, in one line
             raise KitError(f"{path} could not be read: {type(error).__name__}: {error}") from None
-
-    @cached_property
-    def directory(self):
-        # Made when first needed: importing nbgrader takes a second, and `autograde` boots its
-        # sandboxes first, from the settings alone.
-        from nbgrader.coursedir import CourseDirectory
-        return CourseDirectory(config=self.config, root=str(self.root))
 
     @cached_property
     def db_url(self):

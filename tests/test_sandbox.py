@@ -182,7 +182,7 @@ def test_a_sandbox_that_died_between_jobs_is_replaced(grade, sandbox):
 def test_the_commands_start_their_sandboxes_before_importing_torch():
     """`gradekit check` and `autograde` boot a box while they import the rest (about two seconds
     of torch and nbgrader that it would otherwise wait for): nothing before that may import them."""
-    code = ("import sys\nimport gradekit.cli, gradekit.course, gradekit.grade.sandbox, gradekit.grade.submission\n"
+    code = ("import sys\nimport gradekit.cli, gradekit.grade.sandbox, gradekit.grade.submission\n"
             "print(sorted({'torch', 'nbgrader'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
