@@ -13,7 +13,6 @@ import re
 import tempfile
 from pathlib import Path
 
-
 from gradekit.grade import gradebook, report
 from gradekit.grade.submission import SubmissionError, read_bytes
 
