@@ -1,8 +1,8 @@
 """Grade a class: every submission under submitted/, in parallel sandboxes, resumably.
 
 What needs grading is known first (from each notebook's digest and the checks' fingerprint);
-the sandboxes then boot while each assignment's Battery is built (inputs and expectations, made
-once) and the gradebook is read once. Workers (one thread and one sandbox each) then take
+the sandboxes (some booted ahead by the command) then boot while each assignment's Battery is
+built (inputs and expectations, made once) and the gradebook is read once. Workers (one thread and one sandbox each) then take
 submissions from a queue, grade them, write their files and save them in state.db as they go.
 At the end the gradebook gets every new score in one transaction, and grades.csv and the report
 are written once.
@@ -87,9 +87,9 @@ def _autograde(course, workers, students, force, progress, timeline, booted):
                 continue
             todo.append((s, digest))
         count = max(1, min(workers or course.grading.worker_count(), len(todo)))
-        sandboxes = booted[:count if todo else 0]
-        sandboxes += [Sandbox() for _ in range(len(sandboxes), count if todo else 0)]
-        for sandbox in booted[len(sandboxes):]:  # not needed
+        needed = count if todo else 0
+        sandboxes = booted[:needed] + [Sandbox() for _ in range(len(booted), needed)]
+        for sandbox in booted[needed:]:
             sandbox.stop()
         for sandbox in sandboxes:
             sandbox.configure(course.sandbox, workers=count)
