@@ -1,11 +1,11 @@
 """Grade a class: every submission under submitted/, in parallel sandboxes, resumably.
 
-What needs grading is known first (from each notebook's digest and the checks' fingerprint);
-the sandboxes (some booted ahead by the command) then boot while each assignment's Battery is
-built (inputs and expectations, made once) and the gradebook is read once. Workers (one thread and one sandbox each) then take
-submissions from a queue, grade them, write their files and save them in state.db as they go.
-At the end the gradebook gets every new score in one transaction, and grades.csv and the report
-are written once.
+What needs grading is known first (from each notebook's digest and the checks' fingerprint); the
+sandboxes (some booted ahead by the command) then boot while each assignment's Battery is built
+(inputs and expectations, made once) and the gradebook is read once. Workers (one thread and one
+sandbox each) then take submissions from a queue, grade them, write their files and save them in
+state.db as they go. At the end the gradebook gets every new score in one transaction, and
+grades.csv and the report are written once.
 
 A submission is graded again only when its notebook, its timestamp, the checks or the caps
 changed (or with --force). Whatever goes wrong with one submission (unreadable, hostile, or a
