@@ -4,12 +4,12 @@
     make bench BENCH="--size 40 --no-nbgrader"   # the kit alone
     make bench BENCH="--large 2000"              # also 2,000 submissions: linearity, memory, unchanged re-run
 
-The class is the T04 assignment's reference and other correct completions of its skeleton
-(`--mixed` adds the realistic wrong ones), each in the source notebook's nbgrader form, so both
-graders see exactly the same files. Every kit run is `gradekit autograde` itself, timed from its
-start to its exit as nbgrader's is (a cold start, the kit's imports, its own peak memory). The floor is the
-battery's own compute: every check's probe and judgement run in one process on the reference,
-with nothing in between.
+The class is the T04 assignment's reference and other correct completions of its skeleton (`--mixed`
+adds the realistic wrong ones), each in the source notebook's nbgrader form, so both graders see
+exactly the same files. Every kit run is `gradekit autograde` itself, timed from its start to its
+exit as nbgrader's is (a cold start, the kit's imports, its own peak memory). The floor is the
+battery's own compute: every check's probe and judgement run in one process on the reference, with
+nothing in between.
 """
 import argparse
 import csv
@@ -26,6 +26,12 @@ COURSE = HERE.parent
 sys.path[:0] = [str(HERE), str(COURSE)]
 
 ASSIGNMENT = "batchnorm"
+
+
+def core_checks():
+    """How many checks the original battery has: check_0, check_1, ... in both graders' records."""
+    from gradekit.assignments.batchnorm.checks import CHECKS
+    return len(CHECKS)
 
 
 def make_class(target, size, mixed=False):
@@ -93,7 +99,7 @@ def kit_run(course):
                        for k, v in run["timeline"].items()}
     run["total"] = total
     with open(course / "autograded" / "grades.csv", newline="") as table:
-        run["verdicts"] = {row["student_id"]: [float(row[f"check_{k}"] or 0) > 0 for k in range(10)]
+        run["verdicts"] = {row["student_id"]: [float(row[f"check_{k}"] or 0) > 0 for k in range(core_checks())]
                            for row in csv.DictReader(table)}
     return run
 
@@ -123,8 +129,8 @@ def nbgrader(course, *args):
 def nbgrader_verdicts(course, students):
     from nbgrader.api import Gradebook
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        return {s: [gradebook.find_grade(f"check-{k}", ASSIGNMENT, ASSIGNMENT, s).score == 1 for k in range(10)]
-                for s in students}
+        return {s: [gradebook.find_grade(f"check-{k}", ASSIGNMENT, ASSIGNMENT, s).score == 1
+                    for k in range(core_checks())] for s in students}
 
 
 def main():
