@@ -254,6 +254,11 @@ class Thing:
         if k == 'boom':
             raise ValueError('boom at ' + str(self.n))
         return self.n + (k if isinstance(k, int) else 0)
+class Holder:
+    def __init__(self, t):
+        self.t = t
+    def bump(self):
+        self.t.add_(1)
 freed = []
 class Tracked:
     def __init__(self, name):
@@ -376,4 +381,51 @@ def test_an_upload_that_fails_is_the_first_operations_error(sandbox, monkeypatch
             upload, data = session._uploads[0]
             session._uploads[0] = ({**upload, "master": 99}, None)  # as a copy the process cannot make
     assert frames[-1] == 4 and ns.read(ns.log) == []  # nothing ran, and the session goes on
+    sandbox.finish(session)
+
+
+def made(ns, n, tag):
+    """A fixture: a Thing whose making the student's log records (`tag` only tells fixtures apart)."""
+    thing = ns.Thing(n)
+    thing.step(n)
+    return thing
+
+
+def test_a_fixture_is_made_once_in_a_pass_and_again_where_an_error_skipped_it(sandbox, monkeypatch):
+    session, ns, _ = pipeline_session(sandbox, monkeypatch)
+    one, two = object(), object()  # unequal arguments: two fixtures
+    with ns.pipelined():
+        first = ns.once(made, 1, one)
+        assert ns.once(made, 1, one) is first
+    session.new_scope()  # the next check
+    assert ns.once(made, 1, one) is first and ns.read(ns.log) == [1]
+    with pytest.raises(RemoteError, match="boom"):
+        with ns.pipelined():
+            ns.Thing(0).step("boom")
+            ns.once(made, 2, two)  # recorded after the error: skipped
+    assert ns.read(ns.log) == [1, "boom"]
+    again = ns.once(made, 2, two)
+    assert ns.read(again.n) == 2 and ns.read(ns.log) == [1, "boom", 2]
+    assert ns.once(made, 2, two) is again
+    shared = ns.once(made, 7, {"x": torch.arange(3.0)})
+    assert ns.once(made, 7, {"x": torch.arange(3.0)}) is shared  # equal values, as two modules' inputs
+    assert ns.once(made, 7, {"x": torch.arange(3.0) + 1}) is not shared and ns.read(ns.log)[-2:] == [7, 7]
+    replay = Namespace(session, share=False)  # the pass that replays the original: every check makes its own
+    assert replay.once(made, 3, one) is not replay.once(made, 3, one) and ns.read(ns.log)[-2:] == [3, 3]
+    sandbox.finish(session)
+
+
+def test_what_a_later_check_writes_into_a_fixtures_inputs_counts_as_its_writes(sandbox, monkeypatch):
+    session, ns, _ = pipeline_session(sandbox, monkeypatch)
+    given = torch.zeros(3)
+    holding = lambda ns, t: ns.Holder(t)  # noqa: E731 (the upload happens in the fixture)
+    with ns.pipelined():
+        holder = ns.once(holding, given)
+    assert session.writes() == []
+    session.new_scope()
+    ns.once(holding, given).bump()
+    (tensor, now), = session.writes()
+    assert tensor is given and torch.equal(now, torch.ones(3)) and torch.equal(given, torch.zeros(3))
+    session.new_scope()
+    assert ns.once(holding, given) is holder and session.writes() == []  # seen already: not a new write
     sandbox.finish(session)

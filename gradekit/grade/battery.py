@@ -110,7 +110,7 @@ class Battery:
         return run
 
     def _probe(self, session, run, shared):
-        ns = Namespace(session)
+        ns = Namespace(session, share=not shared)  # its fixtures (ns.once) serve the whole pass
         seen = {}  # id(grader tensor) -> its value in the submission's process now (shared pass)
         for scored in self.checks:
             if shared and scored.hidden:

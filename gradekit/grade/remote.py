@@ -26,6 +26,7 @@ sees, as one request at a time would have shown.
 import contextlib
 import time
 import weakref
+from dataclasses import dataclass
 
 import torch
 
@@ -62,6 +63,8 @@ class Session:
         self._pipelining = 0  # depth of `pipelined()` blocks
         self._batch = []  # operations recorded in a pipelined block, not sent yet
         self._referenced = set()  # handles the recorded operations use
+        self.recorded = 0  # operations recorded so far: the next one's number
+        self._not_run = []  # [first, end) numbers of operations an error skipped (or that raised)
 
     # ---- requests ---------------------------------------------------------------------
 
@@ -71,6 +74,7 @@ class Session:
         message = {"op": op, **{k: wire.encode(v, self._argument, None) for k, v in fields.items()}}
         if self.ended:
             raise Ended(self.ended)
+        self.recorded += 1
         if not (self._pipelining and op in wire.PIPELINED):
             self._batch.append(message)
             return self._send()
@@ -137,10 +141,11 @@ class Session:
             answers = document.get("answers") if isinstance(document, dict) else None
             if type(answers) is not list or len(answers) != len(ops):
                 raise wire.WireError("malformed answer")
-            for op, answer in zip(ops, answers):
+            for number, (op, answer) in enumerate(zip(ops, answers), start=self.recorded - len(ops)):
                 if not isinstance(answer, dict):
                     raise wire.WireError("malformed answer")
                 if "error" in answer:
+                    self._not_run.append((number, self.recorded))
                     raise RemoteError(wire.clean_text(answer["error"], 500))
                 if "ok" not in answer or ("as" in op and answer["ok"] is not None):
                     raise wire.WireError("malformed answer")
@@ -150,6 +155,11 @@ class Session:
             self._end("timeout" if time.monotonic() >= self.deadline else "closed", error)
         except wire.WireError as error:
             self._end("protocol", error)
+
+    def ran(self, first, end):
+        """Whether operations [first, end) all ran, or are recorded and not sent yet (they then run
+        before anything recorded after them)."""
+        return not any(first < stop and start < end for start, stop in self._not_run)
 
     def _end(self, why, error):
         self.ended = why
@@ -204,6 +214,16 @@ class Session:
     def new_scope(self):
         """Forget this check's copies: the next check gets fresh ones."""
         self._scope = {}
+
+    def copies(self):
+        """This check's copies, {id(grader tensor): entry}: the live record writes() updates."""
+        return self._scope
+
+    def share_copies(self, earlier, keys):
+        """Make copies an earlier check made (`earlier`, from copies()) this check's too: what the
+        submission writes into them now counts as this check's writes."""
+        for key in keys:
+            self._scope[key] = earlier[key]
 
     def writes(self):
         """[(grader tensor, its student-side copy now)] for every copy the student's code wrote
@@ -281,11 +301,27 @@ class RemoteTensor(Remote):
     __slots__ = ()
 
 
-class Namespace:
-    """What a probe calls `ns`: the student's globals, their torch, and reading values back."""
+@dataclass
+class Made:
+    """What `Namespace.once` keeps of one fixture: its value, the numbers of the operations that
+    made it, the copies of grader tensors those operations made (with the scope holding them), and
+    the arguments it was made from."""
 
-    def __init__(self, session):
+    value: object
+    operations: tuple
+    copies: dict
+    keys: set
+    arguments: tuple
+
+
+class Namespace:
+    """What a probe calls `ns`: the student's globals, their torch, and reading values back.
+    With `share`, `once` makes each fixture once (the pass with pristine inputs); without, on
+    every call (the pass that reproduces the original battery, where each check made its own)."""
+
+    def __init__(self, session, share=True):
         self._session = session
+        self._made = {} if share else None
 
     def __getattr__(self, name):
         if name == "torch":
@@ -313,3 +349,40 @@ class Namespace:
     def cpu_seconds(self):
         """The CPU time the student's process has used so far (a number it reports)."""
         return self._session.request("cpu_seconds")
+
+    def once(self, make, *arguments):
+        """`make(ns, *arguments)`, made by the first probe that asks and given to the later ones
+        that ask with equal arguments: one training forward can serve several checks that each
+        read what it left. Made again when an error skipped any of its operations, so a later
+        check sees what a fresh one would."""
+        if self._made is None:
+            return make(self, *arguments)
+        session, made = self._session, self._made.setdefault(make, [])
+        for index, kept in enumerate(made):
+            if _equal(kept.arguments, arguments):
+                if session.ran(*kept.operations):
+                    session.share_copies(kept.copies, kept.keys)
+                    kept.copies = session.copies()
+                    return kept.value
+                del made[index]
+                break
+        first, before = session.recorded, set(session.copies())
+        value = make(self, *arguments)
+        copies = session.copies()
+        made.append(Made(value, (first, session.recorded), copies, set(copies) - before, arguments))
+        return value
+
+
+def _equal(a, b):
+    """Equal fixture arguments: the same object, or equal values (tensors, containers, plain data)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, torch.Tensor):
+        return (a.dtype, a.shape, a.requires_grad) == (b.dtype, b.shape, b.requires_grad) and torch.equal(a, b)
+    if type(a) in (list, tuple):
+        return len(a) == len(b) and all(map(_equal, a, b))
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    return a == b

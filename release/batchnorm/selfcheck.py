@@ -23,7 +23,10 @@ directly. This file is also where the kit defines what a check is. A checks modu
         `ns.torch` the torch it sees, `ns.put(t)` the submission's own copy of an input tensor,
         `ns.read(v)` a value as data, now (v may be a list or dict of them: one request),
         `ns.isinstance(obj, cls)`, `ns.same(a, b)` for `a is b`, `ns.cpu_seconds()` the CPU
-        time the submission's process has used (for timing: waits are not counted), and
+        time the submission's process has used (for timing: waits are not counted),
+        `ns.once(make, *args)` for `make(ns, *args)` made once and shared by every probe that
+        asks with equal arguments (which then only read it; here, and where the autograder
+        replays the original's shared inputs, it is made on every call), and
         `with ns.pipelined():` a block whose attribute reads, calls, assignments, `ns.same`
         and `ns.isinstance` the autograder sends together, without waiting for each answer:
         there they give handles, whatever the values are, to pass on or `ns.read`; an error
@@ -133,6 +136,9 @@ class Local:
 
     def cpu_seconds(self):
         return time.process_time()
+
+    def once(self, make, *args):
+        return make(self, *args)  # each check makes its own, as the original battery did
 
 
 def run_check(check, ns, inputs):
