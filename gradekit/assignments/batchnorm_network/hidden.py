@@ -15,8 +15,9 @@ from gradekit.assignments.batchnorm_network.checks import EPS, MOMENTUM, load_da
 TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 # The summed loss: after train_model with its defaults, the mean binary cross-entropy on the training
 # split, averaged over these torch seeds (seed 0 is the core check's). The reference gives 0.056 to
-# 0.066 per seed (seeds 0-9), an averaged loss 0.24 to 0.33: it trains about 50 times too slowly.
-LOSS_SEEDS = (1, 2, 3, 4)
+# 0.066 per seed (seeds 0-9), an averaged loss 0.24 to 0.33: it trains about 50 times too slowly. Each
+# seed is a training run (about 70 ms), and every seed alone already decides with a wide margin.
+LOSS_SEEDS = (1, 2)
 MAX_TRAIN_LOSS = 0.15
 PARAMETERS = ("bn1.gamma", "bn1.beta", "bn2.gamma", "bn2.beta", "fc1.weight", "fc2.weight")
 
