@@ -67,6 +67,19 @@ def floor(repeats=5):
     from gradekit.grade.battery import Battery
     from gradekit.selfcheck import Local
 
+    class Shared(Local):
+        """Fixtures made once per pass, as the autograder makes them (ns.once)."""
+
+        def __init__(self, namespace):
+            super().__init__(namespace)
+            self._made = {}
+
+        def once(self, make, *args):
+            key = (make, *map(id, args))
+            if key not in self._made:
+                self._made[key] = make(self, *args)
+            return self._made[key]
+
     torch.set_num_threads(1)
     battery = Battery(contract.get(ASSIGNMENT))
     namespace = {"__name__": "__main__"}
@@ -74,7 +87,7 @@ def floor(repeats=5):
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        ns = Local(namespace)
+        ns = Shared(namespace)
         for index, scored in enumerate(battery.checks):
             observations = scored.check.probe(ns, battery.inputs[scored.module])
             passed, why = scored.check.verdict(battery.expected[index], observations)
