@@ -99,6 +99,26 @@ def test_every_submission_gets_a_fresh_world(sandbox):
         assert sandbox.finish(session)["exit"] == 0
 
 
+# The world's init (pid 1) holds the namespace open: the student's process may neither kill it
+# (pid 1 ignores signals from inside that it has no handler for), nor trace it (it runs without
+# the student's seccomp filter and limits), nor see the box's processes.
+INIT_CELL = """import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+traced = [libc.ptrace(16, 1, 0, 0), ctypes.get_errno()]  # PTRACE_ATTACH
+os.kill(1, signal.SIGKILL)
+me = os.readlink("/proc/self")
+visible = [p for p in os.listdir("/proc") if p.isdigit() and p != me and os.listdir(f"/proc/{p}")]
+"""
+
+
+def test_the_worlds_init_is_out_of_the_students_reach(sandbox):
+    session = sandbox.open()
+    errors = session.request("cells", cells=[(1, INIT_CELL)], names=[])
+    ns = Namespace(session)
+    assert errors["errors"] == [] and ns.traced == [-1, 1] and ns.visible == []
+    assert sandbox.finish(session)["exit"] == 0
+
+
 # Five 8 MiB blocks at once, freed together, five times over: with glibc's defaults the freed
 # heap is trimmed each time and the next round faults in every page again.
 REUSE_CELL = """import resource

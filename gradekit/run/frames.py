@@ -58,7 +58,8 @@ def receive_control(sock):
     """(document, fds) of a small control frame, or (None, fds) at the end of the stream.
     Only between the grader and the zygote, which trust each other."""
     fds = array.array("i")
-    head, ancillary, _, _ = sock.recvmsg(FRAME.size, socket.CMSG_SPACE(4 * fds.itemsize))
+    # close-on-exec, as Python's own descriptors are: no program the receiver starts inherits them
+    head, ancillary, _, _ = sock.recvmsg(FRAME.size, socket.CMSG_SPACE(4 * fds.itemsize), socket.MSG_CMSG_CLOEXEC)
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[:len(data) - len(data) % fds.itemsize])

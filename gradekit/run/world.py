@@ -1,30 +1,33 @@
-"""A fresh world for each submission, made inside the sandbox by the zygote's forks.
+"""A fresh world for each submission, made inside the sandbox by the zygote.
 
     zygote                    long-lived; imported torch; never sees student code or data
-      └ keeper                one per submission: makes a new PID namespace, reports how it ended
-          └ init (pid 1)      new mount and IPC namespaces: a fresh capped tmpfs on /tmp and
-              │               /dev/shm, everything else read-only; reaps, then exits
-              └ student       no capabilities, resource limits; runs the cells and the server
+      ├ init (pid 1)          `sleep`, spawned (not forked) into a new PID namespace: holds it open
+      └ student (pid 2)       forked into that namespace; makes new mount and IPC namespaces of its
+                              own (a fresh capped tmpfs on /tmp and /dev/shm, everything else
+                              read-only), then gives up its capabilities and runs the cells and
+                              the server under resource limits
 
-When the init exits, the kernel kills everything left in its PID namespace, and the namespaces
-(with their tmpfs and SysV IPC objects) go with the last process: nothing one submission starts,
-writes or allocates can reach the next. The box's own processes stay out of the world's sight
-(/proc/<pid> of each is masked), every mount but the scratch tmpfs is read-only (procfs and the
-device nodes included: when the grader runs as root, the student's uid is root's outside the box),
-and the student's process holds no descriptor but its channel. A seccomp filter refuses the system
-calls whose effects no namespace or cap contains: the kernel keyrings (shared by every world of
-the box) and memory held outside the address space (memfd, SysV shared memory and message
-queues, which RLIMIT_AS does not count). Without bubblewrap ("weak" mode) there are no
-namespaces: the student gets a scratch folder and its process group is killed afterwards.
+The zygote waits for the student's process, then kills the init: the kernel kills everything
+left in the PID namespace, and the namespaces (with their tmpfs and SysV IPC objects) go with the
+last process, so nothing one submission starts, writes or allocates can reach the next. The init is
+a small program spawned without copying the zygote, and the student's process is the zygote's
+own fork: one copy of the zygote's page tables a submission, where a Python init between them
+would cost two more (about 12 ms of kernel time). The box's own processes stay out of the world's
+sight (/proc/<pid> of each is masked), every mount but the scratch tmpfs is read-only (procfs and
+the device nodes included: when the grader runs as root, the student's uid is root's outside the
+box), and the student's process holds no descriptor but its channel. A seccomp filter refuses the
+system calls whose effects no namespace or cap contains: the kernel keyrings (shared by every world
+of the box), memory held outside the address space (memfd, SysV shared memory and message queues,
+which RLIMIT_AS does not count), and tracing another process (the init runs unfiltered). Without
+bubblewrap ("weak" mode) there are no namespaces: the student gets a scratch folder and its
+process group is killed afterwards.
 """
 import ctypes
-import json
 import os
 import platform
 import resource
 import shutil
 import signal
-import tempfile
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE, MS_RELATIME = 2, 4, 32, 4096, 16384, 1 << 18, 1 << 21
@@ -33,13 +36,14 @@ MS_RDONLY, MS_NOEXEC, MS_NOATIME, MS_NODIRATIME, MS_STRICTATIME = 1, 8, 1024, 20
 MOUNT_OPTIONS = {"ro": MS_RDONLY, "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
                  "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME, "strictatime": MS_STRICTATIME}
 SCRATCH = ("/tmp", "/dev/shm")
+SLEEP = shutil.which("sleep", path="/usr/bin:/bin")  # the init of every world
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 24, 38, 22, 2
-# Refused system calls (add_key, request_key, keyctl, memfd_create, memfd_secret, shmget, msgget), by
-# architecture: its seccomp audit code and its numbers.
+# Refused system calls (add_key, request_key, keyctl, memfd_create, memfd_secret, shmget, msgget, ptrace,
+# process_vm_readv, process_vm_writev, pidfd_getfd), by architecture: its seccomp audit code and its numbers.
 REFUSED_CALLS = {
-    "x86_64": (0xC000003E, (248, 249, 250, 319, 447, 29, 68)),
-    "aarch64": (0xC00000B7, (217, 218, 219, 279, 447, 194, 186)),  # the generic table
-    "riscv64": (0xC00000F3, (217, 218, 219, 279, 447, 194, 186)),
+    "x86_64": (0xC000003E, (248, 249, 250, 319, 447, 29, 68, 101, 310, 311, 438)),
+    "aarch64": (0xC00000B7, (217, 218, 219, 279, 447, 194, 186, 117, 270, 271, 438)),  # the generic table
+    "riscv64": (0xC00000F3, (217, 218, 219, 279, 447, 194, 186, 117, 270, 271, 438)),
 }
 X32_SYSCALL_BIT = 0x40000000
 EPERM = 1
@@ -60,39 +64,30 @@ def _mount(source, target, fstype, flags, data=None):
     _check(_libc.mount(encode(source), encode(target), encode(fstype), flags, encode(data)), f"mount {target}")
 
 
-def _exit_code(status):
-    """How a waited-for process ended, as JSON-able data."""
-    if os.WIFSIGNALED(status):
-        return {"signal": signal.Signals(os.WTERMSIG(status)).name}
-    return {"exit": os.WEXITSTATUS(status)}
-
-
-def keeper(channel, status_fd, setup, serve):
-    """Run in the zygote's fork for one submission; never returns."""
+def spawn_init(own_namespace):
+    """pid 1 of a new PID namespace: the init of the next submission's world. Every fork the
+    caller makes until it returns to `own_namespace` (setns) is born in it."""
+    _check(_libc.unshare(CLONE_NEWPID), "unshare")
     try:
-        if setup["isolated"]:
-            _check(_libc.unshare(CLONE_NEWPID), "unshare")
-        read_end, write_end = os.pipe()
-        init = os.fork()
-        if init == 0:
-            os.close(read_end)
-            _init(channel, write_end, setup, serve)
-        os.close(write_end)
-        channel.close()
-        _, status = os.waitpid(init, 0)
-        report = os.read(read_end, 4096) or json.dumps({"init": _exit_code(status)}).encode()
-        os.write(status_fd, report)
-    finally:
-        os._exit(0)
+        return os.posix_spawn(SLEEP, ["sleep", "infinity"], {}, file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0), (os.POSIX_SPAWN_DUP2, 0, 1), (os.POSIX_SPAWN_DUP2, 0, 2)])
+    except BaseException:
+        leave_namespace(own_namespace)
+        raise
 
 
-def _init(channel, status_fd, setup, serve):
-    """pid 1 of the submission's namespace (in weak mode, just its parent)."""
+def leave_namespace(own_namespace):
+    """Let the caller's next forks be born in its own PID namespace again."""
+    _check(_libc.setns(own_namespace, CLONE_NEWPID), "setns")
+
+
+def student(channel, setup, serve, workdir):
+    """Run in the zygote's fork for one submission: make the world, then serve; never returns."""
     try:
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the zygote may kill the keeper
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the zygote may be killed
         limits = setup["limits"]
         if setup["isolated"]:
-            # When the box's memory cgroup is full, the kernel kills the world's processes (this init
+            # When the box's memory cgroup is full, the kernel kills the world's processes (this one
             # and what it starts inherit the score) before the zygote that outlives them. Written
             # while /proc is still writable; raising one's own score needs no privilege.
             with open("/proc/self/oom_score_adj", "w") as score:
@@ -102,24 +97,23 @@ def _init(channel, status_fd, setup, serve):
             _mount_scratch(f"size={limits['scratch_mb']}m,mode=1777,nr_inodes=10000", setup["python"])
             _read_only_but_scratch()
             _mask_processes_outside()
-            workdir = "/tmp"
-        else:
-            workdir = tempfile.mkdtemp(prefix="gradekit-submission-")
-            os.chmod(workdir, 0o777)
-        student = os.fork()
-        if student == 0:
-            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            _become_student(limits, setup["isolated"], workdir, channel.fileno())
-            serve(channel)
-            os._exit(0)
-        channel.close()
-        _, status = os.waitpid(student, 0)
-        if not setup["isolated"]:
-            _kill_group(student)
-            shutil.rmtree(workdir, ignore_errors=True)
-        os.write(status_fd, json.dumps(_exit_code(status)).encode())
+        _become_student(limits, setup["isolated"], workdir, channel.fileno())
+        serve(channel)
     finally:
         os._exit(0)
+
+
+def end_weak(student_pid, workdir):
+    """Weak mode: what the student's process group left, and its scratch folder."""
+    _kill_group(student_pid)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def exit_code(status):
+    """How a waited-for process ended, as JSON-able data."""
+    if os.WIFSIGNALED(status):
+        return {"signal": signal.Signals(os.WTERMSIG(status)).name}
+    return {"exit": os.WEXITSTATUS(status)}
 
 
 def _mount_scratch(options, keep):
@@ -160,10 +154,11 @@ def _read_only_but_scratch():
 
 
 def _mask_processes_outside():
-    """Hide every process that is not in the world (the box's own: bubblewrap, zygote, keeper,
-    this init) behind an empty read-only folder: /proc is the box's, and the new PID namespace
-    alone does not hide their environment, command line or descriptors."""
-    pids = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    """Hide every process but this one (the box's: bubblewrap, zygote, and the world's init)
+    behind an empty read-only folder: /proc is the box's, and the new PID namespace alone does not
+    hide their environment, command line or descriptors."""
+    me = os.readlink("/proc/self")  # this process's pid as the box's /proc numbers it
+    pids = [entry for entry in os.listdir("/proc") if entry.isdigit() and entry != me]
     threads = set()
     for pid in pids:
         try:
@@ -175,7 +170,7 @@ def _mask_processes_outside():
             _hide(f"/proc/{pid}")
         except FileNotFoundError:
             pass  # it ended meanwhile
-    for tid in threads.difference(pids):
+    for tid in threads.difference(pids, [me]):
         try:
             _hide(f"/proc/{tid}")
         except OSError:
@@ -273,21 +268,36 @@ def _drop_capabilities():
     _check(_libc.capset(ctypes.byref(Header(LINUX_CAPABILITY_VERSION_3, 0)), (Data * 2)()), "capset")
 
 
-def stragglers():
-    """Processes in this sandbox other than its init and the caller (the zygote)."""
-    mine = {1, os.getpid()}
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) not in mine:
-            found.append(int(entry))
-    return found
+def own_pid_namespace(control):
+    """Go on as pid 1 of a new PID namespace. bubblewrap's --disable-userns puts the zygote in a user
+    namespace nested below the one that owns the box's PID namespace, and a process may return to
+    its own PID namespace after making a world's (setns) only where its user namespace owns it. The
+    calling process stays behind, waits, and ends as its child does."""
+    _check(_libc.unshare(CLONE_NEWPID), "unshare")
+    child = os.fork()
+    if child:
+        control.close()
+        _, status = os.waitpid(child, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
-def kill_stragglers():
-    for pid in stragglers():
+def processes():
+    """The pids /proc lists (the box's numbering)."""
+    return {int(entry) for entry in os.listdir("/proc") if entry.isdigit()}
+
+
+def stragglers(box):
+    """Processes in the sandbox other than the box's own (`box`: processes() at its start)."""
+    return processes() - box
+
+
+def kill_stragglers(box):
+    for pid in stragglers(box):
         try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+            with open(f"/proc/{pid}/status") as status:  # its pid as the caller's namespace numbers it
+                numbers = next(line for line in status if line.startswith("NSpid:")).split()
+            os.kill(int(numbers[2]), signal.SIGKILL)
+        except (OSError, StopIteration, IndexError, ValueError):
             pass
     while True:
         try:

@@ -20,12 +20,12 @@ through this process, so no later fork can find them in memory it inherits.
 """
 import ctypes
 import gc
-import json
 import os
 import select
 import signal
 import socket
 import sys
+import tempfile
 import time
 
 from gradekit.run import frames, heap, world
@@ -54,7 +54,14 @@ def _warm_up():
 
 def main():
     control = socket.socket(fileno=int(sys.argv[1]))
+    os.set_inheritable(control.fileno(), False)  # no world's init inherits it
     setup, _ = frames.receive_control(control)
+    if setup["isolated"]:
+        if world.SLEEP is None:
+            sys.exit("the sandbox needs the sleep program (coreutils) in /usr/bin or /bin")
+        world.own_pid_namespace(control)
+        setup["own_namespace"] = os.open("/proc/self/ns/pid", os.O_RDONLY)
+        setup["box"] = world.processes()
     transform = _warm_up()
     from gradekit.run.server import CappedOutput, Server
 
@@ -84,33 +91,42 @@ def main():
 
 
 def _one_submission(control, job, channel, setup, serve):
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        control.close()
-        os.close(read_end)
-        _close_other_fds(keep={channel.fileno(), write_end, 0, 1, 2})
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        world.keeper(channel, write_end, setup, serve)
+    if setup["isolated"]:
+        workdir, init = "/tmp", world.spawn_init(setup["own_namespace"])
+    else:
+        workdir, init = tempfile.mkdtemp(prefix="gradekit-submission-"), None
+        os.chmod(workdir, 0o777)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            control.close()
+            _close_other_fds(keep={channel.fileno(), 0, 1, 2})
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            world.student(channel, setup, serve, workdir)  # never returns
+    finally:
+        if init is not None:
+            world.leave_namespace(setup["own_namespace"])
     channel.close()
-    os.close(write_end)
     frames.send(control, {"started": job})
     killed = _wait(pid, control, job)
     _, status = os.waitpid(pid, 0)
-    report = json.loads(os.read(read_end, 4096) or b"{}")
-    os.close(read_end)
     unclean = False
-    if setup["isolated"] and world.stragglers():  # cannot happen if the kernel did its part
-        world.kill_stragglers()
-        deadline = time.monotonic() + 2
-        while world.stragglers() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        unclean = bool(world.stragglers())
-    frames.send(control, {"done": job, "killed": killed, "unclean": unclean, **report})
+    if init is None:
+        world.end_weak(pid, workdir)
+    else:
+        os.kill(init, signal.SIGKILL)  # and with it, the kernel ends every process left in its namespace
+        os.waitpid(init, 0)
+        if world.stragglers(setup["box"]):  # cannot happen if the kernel did its part
+            world.kill_stragglers(setup["box"])
+            deadline = time.monotonic() + 2
+            while world.stragglers(setup["box"]) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            unclean = bool(world.stragglers(setup["box"]))
+    frames.send(control, {"done": job, "killed": killed, "unclean": unclean, **world.exit_code(status)})
 
 
 def _wait(pid, control, job):
-    """Wait for the keeper to end; kill it if the grader asks. True if it was killed."""
+    """Wait for the student's process to end; kill it if the grader asks. True if it was killed."""
     pidfd = os.pidfd_open(pid)
     killed = False
     try:
@@ -126,7 +142,7 @@ def _wait(pid, control, job):
                 os.waitpid(pid, 0)
                 sys.exit(0)
             if message.get("kill") == job:
-                os.kill(pid, signal.SIGKILL)  # its init follows (PDEATHSIG), and with it the namespace
+                os.kill(pid, signal.SIGKILL)
                 killed = True
     finally:
         os.close(pidfd)
