@@ -41,8 +41,8 @@ sum nansum mean nanmean std var std_mean var_mean max min amax amin aminmax argm
 allclose equal count_nonzero median nanmedian logsumexp cumsum cumprod
 to double float half bfloat16 int long short bool type type_as detach detach_ clone contiguous cpu numpy
 tolist item dim size numel nelement stride element_size is_complex is_floating_point is_contiguous
-requires_grad_ reshape view view_as flatten ravel squeeze unsqueeze transpose t permute movedim chunk split
-unbind narrow select
+requires_grad_ reshape view view_as expand_as flatten ravel squeeze unsqueeze transpose t permute movedim chunk
+split unbind narrow select
 """.split())
 
 
