@@ -48,7 +48,28 @@ def _warm_up():
     with torch.no_grad():
         weight.add_(weight.grad, alpha=-0.1)
     torch.randn(2).var()
-    from IPython.core.inputtransformer2 import TransformerManager
+    return _cell_transformer()
+
+
+def _cell_transformer():
+    """IPython's cell transformer (magics and shell escapes become calls of get_ipython()), loaded
+    without running the IPython package's __init__, which imports the whole shell: about 80 ms of
+    every box's boot, and memory every world would inherit. Its two modules need only the standard
+    library. The stand-in packages leave sys.modules afterwards, so a submission's own `import
+    IPython` gets the real package."""
+    import importlib.util
+    import types
+    root = os.path.dirname(importlib.util.find_spec("IPython").origin)  # found, not run
+    stand_ins = ("IPython", "IPython.core", "IPython.utils")
+    for name in stand_ins:
+        package = types.ModuleType(name)
+        package.__path__ = [os.path.join(root, *name.split(".")[1:])]
+        sys.modules[name] = package
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+    finally:
+        for name in stand_ins + ("IPython.core.inputtransformer2", "IPython.utils.tokenutil"):
+            sys.modules.pop(name, None)
     return TransformerManager().transform_cell
 
 
