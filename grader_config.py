@@ -33,7 +33,7 @@ c.Sandbox.cpu_seconds = 60
 c.Sandbox.wall_seconds = 60
 c.Sandbox.processes = 64
 c.Sandbox.scratch_mb = 256
-# Parallel sandboxes for `make autograde`; 0 = one per core, plus one.
+# Parallel sandboxes for `make autograde`; 0 = one per core.
 c.Grading.workers = 0
 # Points for hidden checks, by name (zero unless set here), e.g.
 # c.Grading.hidden_points = {"registered_parameters": 1}
