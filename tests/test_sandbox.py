@@ -158,7 +158,8 @@ def test_magics_do_nothing_and_a_submission_may_import_ipython(sandbox):
     that do nothing, and the submission's own `import IPython` gets the whole package."""
     session = sandbox.open()
     cells = [(1, "%matplotlib inline\n!ls /\nx = 2\nimport sys\npreloaded = 'IPython' in sys.modules"),
-             (2, "import IPython, IPython.display\nreal = callable(IPython.get_ipython) and hasattr(IPython.display, 'HTML')")]
+             (2, "import IPython, IPython.display\n"
+                 "real = callable(IPython.get_ipython) and hasattr(IPython.display, 'HTML')")]
     errors = session.request("cells", cells=cells, names=[])
     ns = Namespace(session)
     assert errors["errors"] == [] and ns.x == 2 and ns.preloaded is False and ns.real is True

@@ -69,8 +69,9 @@ def spawn_init(own_namespace):
     caller makes until it returns to `own_namespace` (setns) is born in it."""
     _check(_libc.unshare(CLONE_NEWPID), "unshare")
     try:
-        return os.posix_spawn(SLEEP, ["sleep", "infinity"], {}, file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0), (os.POSIX_SPAWN_DUP2, 0, 1), (os.POSIX_SPAWN_DUP2, 0, 2)])
+        null_stdio = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0),
+                      (os.POSIX_SPAWN_DUP2, 0, 1), (os.POSIX_SPAWN_DUP2, 0, 2)]
+        return os.posix_spawn(SLEEP, ["sleep", "infinity"], {}, file_actions=null_stdio)
     except BaseException:
         leave_namespace(own_namespace)
         raise
