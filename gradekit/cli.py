@@ -112,7 +112,9 @@ def cmd_autograde(args):
         import json
         import resource
         from gradekit.grade.outputs import write_atomically
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # The grader's own peak, and what each worker held of its own (its copy-on-write pages)
+        peak_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                    + sum(timeline.pop("worker_bytes", ())) / (1 << 20))
         write_atomically(args.timeline, json.dumps({"timeline": timeline, "peak_mib": peak_mib}))
     if not results:
         raise KitError(f"nothing to grade: no submissions under {course.submitted}"

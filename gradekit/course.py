@@ -42,10 +42,8 @@ class Grading(Configurable):
     show_hints = Bool(True, help="Put a hint beside each failed check in the feedback.").tag(config=True)
 
     def worker_count(self):
-        # One sandbox per core. A third worker on 2 cores once filled the cores while the others
-        # waited; with one fork a submission and cheaper outputs it now costs more than it fills
-        # (a box's boot, and GIL contention): T04's class of 105, ten runs each, 16.3 s against
-        # 17.1 s, with 4 s less CPU and 300 MB less memory.
+        # One sandbox (and one worker process) per core: each keeps a core busy, its student's
+        # process and its own Python taking turns.
         return self.workers or os.cpu_count() or 1
 
 

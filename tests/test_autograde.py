@@ -7,6 +7,8 @@ tests/test_attacks.py holds the attacks aimed at the grader itself.
 import csv
 import gc
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,10 +23,12 @@ from conftest import COURSE, copy_course
 from gradekit import contract
 from gradekit.build.release import nbgrader_command, nbgrader_env
 from gradekit.course import Course
+from gradekit.errors import SandboxError
+from gradekit.grade import autograde as autograde_module
 from gradekit.grade.autograde import autograde
 from gradekit.grade.report import pass_rates
 from gradekit.grade.results import Result
-from gradekit.grade.sandbox import Cgroup, boot_ahead
+from gradekit.grade.sandbox import Cgroup, Sandbox, boot_ahead
 from gradekit.grade.submission import code_cells
 from mutants import batchnorm
 
@@ -282,12 +286,41 @@ def test_grades_do_not_depend_on_workers_or_runs(tmp_path):
     assert all(run == runs[0] for run in runs[1:])
 
 
-def test_a_box_booted_ahead_grades_or_is_stopped_at_once(tmp_path):
+def test_a_grading_process_that_dies_costs_only_its_own_row(tmp_path, monkeypatch):
+    """A worker process killed mid-submission (a bug of the grader's, the machine's OOM killer):
+    that row says so and is graded again by the next run; the other workers grade the rest. With
+    no worker left, the rows not graded say so too, and the run ends."""
+    course = copy_course(tmp_path)
+    class_with(course, {"a-killed": [SOLUTION], "b": [SOLUTION], "c": [SOLUTION]})
+    grade_one = autograde_module._grade_one
+
+    def killed_on_a(course, sandbox, submission, *args):
+        if submission.student == "a-killed":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return grade_one(course, sandbox, submission, *args)
+
+    monkeypatch.setattr(autograde_module, "_grade_one", killed_on_a)  # the forked workers have it too
+    rows = autograde(Course(course), workers=2, progress=False)
+    assert [(r.student, r.status) for r in rows] == [("a-killed", "grader-error"), ("b", "ok"), ("c", "ok")]
+    assert "grading process ended" in rows[0].message
+    rows = autograde(Course(course), workers=1, force=True, progress=False)  # the only worker dies on its first
+    assert [r.status for r in rows] == ["grader-error"] * 3
+    monkeypatch.undo()
+    rows = autograde(Course(course), workers=1, progress=False)
+    assert [verdicts(r) for r in rows] == [[True] * 10] * 3
+
+
+def test_a_box_booted_ahead_grades_or_is_stopped_at_once(tmp_path, monkeypatch):
     course = copy_course(tmp_path)
     class_with(course, {"solo": [SOLUTION]})
     with boot_ahead(1) as booted:
+        def no_other_box(sandbox):
+            raise SandboxError("a box other than the one booted ahead")
+
+        monkeypatch.setattr(Sandbox, "start", no_other_box)  # the worker forked from here has it too
         rows = autograde(Course(course), progress=False, booted=booted)
-        assert [verdicts(r) for r in rows] == [[True] * 10] and booted[0]._jobs == 1  # it graded the class
+        assert [verdicts(r) for r in rows] == [[True] * 10]  # so the booted box graded the class
+        monkeypatch.undo()
     with boot_ahead(1) as booted:
         autograde(Course(course), progress=False, booted=booted)  # nothing changed: nothing to grade
         assert booted[0].process is None  # stopped then, not at the end of the block

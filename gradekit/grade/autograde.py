@@ -2,9 +2,9 @@
 
 What needs grading is known first (from each notebook's digest and the checks' fingerprint); the
 sandboxes (some booted ahead by the command) then boot while each assignment's Battery is built
-(inputs and expectations, made once) and the gradebook is read once. Workers (one thread and one
-sandbox each) then take submissions from a queue, grade them, write their files and save them in
-state.db as they go. At the end the gradebook gets every new score in one transaction, and
+(inputs and expectations, made once) and the gradebook is read once. Workers (one process and one
+sandbox each, forked from the grader: workers.py) then grade the submissions the grader hands
+them and write their files; the grader saves each row in state.db as it comes back. At the end the gradebook gets every new score in one transaction, and
 grades.csv and the report are written once.
 
 A submission is graded again only when its notebook, its timestamp, the checks or the caps
@@ -16,9 +16,7 @@ import gc
 import hashlib
 import json
 import os
-import queue
 import sys
-import threading
 import time
 
 import torch
@@ -26,7 +24,7 @@ from tqdm import tqdm
 
 from gradekit import contract, selfcheck
 from gradekit.errors import SandboxError
-from gradekit.grade import gradebook, outputs
+from gradekit.grade import gradebook, outputs, workers
 from gradekit.grade.battery import Battery, fingerprint
 from gradekit.grade.discover import discover
 from gradekit.grade.results import RETRY, Result
@@ -101,13 +99,10 @@ def _autograde(course, workers, students, force, progress, timeline, booted):
         for s, result in unwritten:
             outputs.write_submission(course, assignments[s.assignment], result, s.notebook, cells[s.assignment])
         timeline["prepared"] = time.monotonic()
-        bar = tqdm(total=len(todo), unit="submission", desc="grading", file=sys.stderr,
-                   disable=None if progress is None else not progress)  # None: only on a terminal
         with _grading_heap():
-            for s, result in _grade_all(course, todo, batteries, cells, state, sandboxes, bar, timeline):
+            for s, result in _grade_all(course, todo, batteries, cells, state, sandboxes, progress, timeline):
                 results[s.key] = result
                 changed.add(s.key)
-        bar.close()
     finally:
         for sandbox in sandboxes:
             sandbox.stop()
@@ -152,52 +147,35 @@ def _digest(submission, checks_fingerprint, course):
     return digest.hexdigest()
 
 
-def _grade_all(course, todo, batteries, cells, state, sandboxes, bar, timeline):
-    """Yield (submission, Result) as workers finish them, one worker per (started) sandbox."""
+def _grade_all(course, todo, batteries, cells, state, sandboxes, progress, timeline):
+    """Yield (submission, Result) as the workers finish them, one worker process per sandbox."""
+
+    def job(sandbox, number):  # in the worker process
+        submission, _ = todo[number]
+        return _grade_one(course, sandbox, submission, batteries[submission.assignment],
+                          cells[submission.assignment]).record()
+
     timeline["ready"], timeline["finished"] = [], []
-    if not todo:
-        return
-    jobs = queue.Queue()
-    for s, digest in todo:
-        jobs.put((s, batteries[s.assignment], digest))
-    done = queue.Queue()
-    one_ready = threading.Event()
-    threads = [threading.Thread(target=_work, args=(course, sandbox, jobs, done, cells, state, timeline["ready"],
-                                                    one_ready), daemon=True) for sandbox in sandboxes]
-    for thread in threads:
-        thread.start()
-    for _ in todo:
-        submission, result = done.get()
-        timeline["finished"].append(time.monotonic())
-        bar.update()
-        bar.set_postfix_str(f"{submission.student[:20]}: {result.status}", refresh=False)
-        yield submission, result
-    for thread in threads:
-        thread.join()
-
-
-def _work(course, sandbox, jobs, done, cells, state, ready, one_ready):
-    try:
-        try:
-            if sandbox.process is None:  # not booted with the others: wait until the cores are free of booting
-                one_ready.wait()
-            sandbox.ready()
-            ready.append(time.monotonic())
-        except SandboxError:
-            pass  # each submission then says so in its row, and a later run grades it
-        finally:
-            one_ready.set()
-        while True:
-            try:
-                submission, battery, digest = jobs.get_nowait()
-            except queue.Empty:
-                return
-            result = _grade_one(course, sandbox, submission, battery, cells[submission.assignment])
+    with workers.Workers(sandboxes, job) as pool:
+        bar = tqdm(total=len(todo), unit="submission", desc="grading", file=sys.stderr,
+                   disable=None if progress is None else not progress)  # None: only on a terminal
+        for number, record in pool.answers(len(todo)):
+            submission, digest = todo[number]
+            checks = batteries[submission.assignment].checks
+            if record is None:
+                result = Result.failed(submission.student, submission.assignment, "grader-error",
+                                       "the grading process ended while grading this submission: re-run, "
+                                       "and report it", checks)
+            else:
+                result = Result.from_record(submission.student, submission.assignment, record, checks)
             if result.status not in RETRY:
                 state.save(submission.student, submission.assignment, digest, result.record())
-            done.put((submission, result))
-    finally:
-        sandbox.stop()
+            timeline["finished"].append(time.monotonic())
+            bar.update()
+            bar.set_postfix_str(f"{submission.student[:20]}: {result.status}", refresh=False)
+            yield submission, result
+        bar.close()
+        timeline["ready"], timeline["worker_bytes"] = pool.ready, pool.private_bytes
 
 
 def _grade_one(course, sandbox, submission, battery, cells):

@@ -2,7 +2,7 @@
 
 A `Battery` is made once per assignment, before any worker starts: every input (from private
 generators, never torch's global one) and every expectation computed from pristine inputs. It is
-read-only afterwards, so worker threads share it.
+read-only afterwards, so the worker processes share it as forked.
 
 Grading a submission runs each check's probe against the submission's objects (remote.py) and
 judges the observations here, against the grader's own values. The original battery let a

@@ -142,7 +142,7 @@ class MetadataChecks(MetadataValidator, _CompiledSchema):
         self._fast = fastjsonschema.compile(self.schema, use_default=False)  # defaults would fill the cell in
 
 
-METADATA = MetadataChecks()  # read-only once made: the worker threads share it
+METADATA = MetadataChecks()  # read-only once made: the worker processes share it as forked
 
 
 class CheckMetadata(NbGraderPreprocessor):
