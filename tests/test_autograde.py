@@ -30,6 +30,7 @@ from gradekit.grade.report import pass_rates
 from gradekit.grade.results import Result
 from gradekit.grade.sandbox import Cgroup, Sandbox, boot_ahead
 from gradekit.grade.submission import code_cells
+from gradekit.grade.workers import alongside
 from mutants import batchnorm
 
 SOLUTION = batchnorm.SOLUTION
@@ -308,6 +309,40 @@ def test_a_grading_process_that_dies_costs_only_its_own_row(tmp_path, monkeypatc
     monkeypatch.undo()
     rows = autograde(Course(course), workers=1, progress=False)
     assert [verdicts(r) for r in rows] == [[True] * 10] * 3
+
+
+def test_a_step_alongside_runs_in_its_own_process_and_its_failure_is_the_callers(tmp_path, capfd):
+    """The class's report is written by a forked process beside the gradebook's transaction.
+    Where that process fails, the grader runs the step itself: the files are still written, or
+    the step's own error is raised here, and the helper prints no traceback."""
+    grader = os.getpid()
+    ran_in = []
+
+    def write(path):
+        ran_in.append(os.getpid())  # seen only by the process that appends
+        if os.getpid() != grader:
+            path.write_text(str(os.getpid()))
+
+    with alongside(write, tmp_path / "out"):
+        pass
+    assert int((tmp_path / "out").read_text()) != grader and ran_in == []
+
+    def fails_in_the_helper(path):
+        if os.getpid() != grader:
+            os._exit(3)
+        path.write_text("by the grader")
+
+    with alongside(fails_in_the_helper, tmp_path / "again"):
+        pass
+    assert (tmp_path / "again").read_text() == "by the grader"
+
+    def always_fails(path):
+        raise OSError(f"cannot write {path.name}")
+
+    with pytest.raises(OSError, match="cannot write never"):
+        with alongside(always_fails, tmp_path / "never"):
+            pass
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_a_box_booted_ahead_grades_or_is_stopped_at_once(tmp_path, monkeypatch):

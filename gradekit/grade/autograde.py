@@ -4,8 +4,9 @@ What needs grading is known first (from each notebook's digest and the checks' f
 sandboxes (some booted ahead by the command) then boot while each assignment's Battery is built
 (inputs and expectations, made once) and the gradebook is read once. Workers (one process and one
 sandbox each, forked from the grader: workers.py) then grade the submissions the grader hands
-them and write their files; the grader saves each row in state.db as it comes back. At the end the gradebook gets every new score in one transaction, and
-grades.csv and the report are written once.
+them and write their files; the grader saves each row in state.db as it comes back. At the end
+the gradebook gets every new score in one transaction while a forked process writes grades.csv and
+the report, once.
 
 A submission is graded again only when its notebook, its timestamp, the checks or the caps
 changed (or with --force). Whatever goes wrong with one submission (unreadable, hostile, or a
@@ -31,6 +32,7 @@ from gradekit.grade.results import RETRY, Result
 from gradekit.grade.sandbox import Sandbox, check_mode
 from gradekit.grade.state import State
 from gradekit.grade.submission import SubmissionError, code_cells, read_bytes
+from gradekit.grade.workers import alongside
 from gradekit.run import heap
 
 
@@ -109,13 +111,13 @@ def _autograde(course, workers, students, force, progress, timeline, booted):
         state.close()
     rows = [results[s.key] for s in submissions]
     timeline["graded"] = time.monotonic()
-    _record(course, submissions, rows, changed, assignments)
-    timeline["recorded"] = time.monotonic()
     columns = {}
     for name in names:
         for check in checks[name]:
             columns.setdefault(check.key, check)
-    outputs.write_class(course, rows, list(columns.values()))
+    with alongside(outputs.write_class, course, rows, list(columns.values())):
+        _record(course, submissions, rows, changed, assignments)
+        timeline["recorded"] = time.monotonic()
     timeline["written"] = time.monotonic()
     return rows
 

@@ -11,9 +11,14 @@ waiting while another worker's Python runs. Forked rather than spawned: the impo
 nbgrader), the batteries and the class are shared copy-on-write, and a worker starts in
 milliseconds. The grader forks before it starts any thread (the progress bar's included), so no
 lock is copied held.
+
+`alongside` forks one more, at the end: the class's report is written beside the gradebook's
+transaction, on the core that grading no longer needs.
 """
 import collections
+import contextlib
 import multiprocessing
+import sys
 import time
 from multiprocessing.connection import wait
 
@@ -81,6 +86,35 @@ class Workers:
             process.join()
             conn.close()
         self._workers = {}
+
+
+@contextlib.contextmanager
+def alongside(function, *args):
+    """`with alongside(f, ...):` runs f(...) in a forked process while the block runs, then waits
+    for it. Where it failed (or could not start), it runs again here, so its error is the caller's
+    own. For the class's last steps: the gradebook's transaction in the grader, the report (mostly
+    matplotlib, in Python) beside it on the core that grading no longer needs."""
+    try:
+        process = FORK.Process(target=_quietly, args=(function, args), name="gradekit-alongside", daemon=True)
+        process.start()
+    except OSError:
+        process = None
+    try:
+        yield
+    finally:
+        if process is not None:
+            process.join()
+    if process is None or process.exitcode != 0:
+        function(*args)
+
+
+def _quietly(function, args):
+    """A forked helper's body: its error is told by its exit code (and raised again by the
+    grader, which runs the step itself), never printed as a traceback."""
+    try:
+        function(*args)
+    except BaseException:
+        sys.exit(1)
 
 
 def _private_bytes():
