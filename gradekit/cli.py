@@ -100,8 +100,10 @@ def cmd_solution(args):
 
 def cmd_autograde(args):
     """Grade every submission under submitted/; exit 1 when a row needs the instructor's attention."""
-    from gradekit.grade.sandbox import boot_ahead
+    from gradekit.grade.sandbox import boot_ahead, start_all
     with boot_ahead(args.workers or os.cpu_count() or 1) as booted:
+        import torch  # noqa: F401 (the largest of the grader's imports: the other boxes boot beside the rest)
+        start_all(booted)
         from gradekit.grade.autograde import autograde, needs_attention
         from gradekit.grade.report import summary_table
         course = _course(args)

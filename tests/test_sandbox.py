@@ -221,6 +221,20 @@ def test_the_commands_start_their_sandboxes_before_importing_torch():
     assert done.stdout.strip() == "[]"
 
 
+def test_boxes_booted_ahead_leave_the_grader_a_core_until_it_has_imported_torch(monkeypatch):
+    """The grader's imports are the longer path to grading: of one box per core, all but one
+    boot at once (at least one), and start_all boots the rest."""
+    monkeypatch.setattr(sandbox_module.os, "cpu_count", lambda: 3)
+    with sandbox_module.boot_ahead(5) as booted:
+        assert [box.process is not None for box in booted] == [True, True, False]
+        sandbox_module.start_all(booted)
+        assert all(box.process is not None for box in booted)
+    assert all(box.process is None for box in booted)
+    monkeypatch.setattr(sandbox_module.os, "cpu_count", lambda: 1)
+    with sandbox_module.boot_ahead(2) as booted:
+        assert [box.process is not None for box in booted] == [True]
+
+
 def test_a_box_booted_ahead_takes_the_course_caps_or_gives_way_to_weak_mode(course):
     from gradekit.course import Sandbox as Settings
     memory_cell = [(1, "import resource\nlimit = resource.getrlimit(resource.RLIMIT_AS)[0]")]

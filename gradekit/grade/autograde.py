@@ -29,7 +29,7 @@ from gradekit.grade import gradebook, outputs, workers
 from gradekit.grade.battery import Battery, fingerprint
 from gradekit.grade.discover import discover
 from gradekit.grade.results import RETRY, Result
-from gradekit.grade.sandbox import Sandbox, check_mode
+from gradekit.grade.sandbox import Sandbox, check_mode, start_all
 from gradekit.grade.state import State
 from gradekit.grade.submission import SubmissionError, code_cells, read_bytes
 from gradekit.grade.workers import alongside
@@ -93,9 +93,7 @@ def _autograde(course, workers, students, force, progress, timeline, booted):
             sandbox.stop()
         for sandbox in sandboxes:
             sandbox.configure(course.sandbox, workers=count)
-        for sandbox in sandboxes[:os.cpu_count() or 1]:  # one per core boots now; any more, once one is up
-            if sandbox.process is None:
-                sandbox.start()
+        start_all(sandboxes[:os.cpu_count() or 1])  # one per core boots now; any more, once one is up
         batteries = batteries_for(course, {s.assignment for s, _ in todo})  # while the sandboxes boot
         cells = gradebook.known_cells(course, list(assignments.values()))
         for s, result in unwritten:

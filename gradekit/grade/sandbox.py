@@ -175,18 +175,27 @@ def _own_process_count():
 @contextlib.contextmanager
 def boot_ahead(count):
     """Up to `count` bubblewrap boxes (one per core at most), started before the grader imports
-    torch and reads the course, so that their boot (importing torch: about 1.7 s of a core each)
-    overlaps the grader's own start-up instead of following it. Each is configured before use (a
-    course in weak mode replaces them), and stopped at the end of the block; none where
-    bubblewrap cannot run."""
-    booted = [] if bwrap_problem() else [Sandbox() for _ in range(min(count, os.cpu_count() or 1))]
+    torch and reads the course, so that their boot (importing torch: about 1.8 s of a core each)
+    overlaps the grader's own start-up instead of following it. That start-up (its imports, about
+    3.5 s of a core) is the longer path to grading, so it keeps a core of its own: all but one of
+    the boxes boot at once, the rest with `start_all`, once the grader has imported torch. Each is
+    configured before use (a course in weak mode replaces them), and stopped at the end of the
+    block; none where bubblewrap cannot run."""
+    cores = os.cpu_count() or 1
+    booted = [] if bwrap_problem() else [Sandbox() for _ in range(min(count, cores))]
     try:
-        for sandbox in booted:
-            sandbox.start()
+        start_all(booted[:max(1, cores - 1)])
         yield booted
     finally:
         for sandbox in booted:
             sandbox.stop()
+
+
+def start_all(sandboxes):
+    """Start those of `sandboxes` that are not started."""
+    for sandbox in sandboxes:
+        if sandbox.process is None:
+            sandbox.start()
 
 
 class Sandbox:
