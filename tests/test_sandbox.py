@@ -222,8 +222,8 @@ def test_the_commands_start_their_sandboxes_before_importing_torch():
 
 
 def test_boxes_booted_ahead_leave_the_grader_a_core_until_it_has_imported_torch(monkeypatch):
-    """The grader's imports are the longer path to grading: of one box per core, all but one
-    boot at once (at least one), and start_all boots the rest."""
+    """The grader's imports are the longer path to grading: of one box per core, one per other
+    core boots at once (at least one), and start_all boots the rest."""
     monkeypatch.setattr(sandbox_module.os, "cpu_count", lambda: 3)
     with sandbox_module.boot_ahead(5) as booted:
         assert [box.process is not None for box in booted] == [True, True, False]

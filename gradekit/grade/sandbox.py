@@ -177,10 +177,10 @@ def boot_ahead(count):
     """Up to `count` bubblewrap boxes (one per core at most), started before the grader imports
     torch and reads the course, so that their boot (importing torch: about 1.8 s of a core each)
     overlaps the grader's own start-up instead of following it. That start-up (its imports, about
-    3.5 s of a core) is the longer path to grading, so it keeps a core of its own: all but one of
-    the boxes boot at once, the rest with `start_all`, once the grader has imported torch. Each is
-    configured before use (a course in weak mode replaces them), and stopped at the end of the
-    block; none where bubblewrap cannot run."""
+    3.5 s of a core) is the longer path to grading, so it keeps a core of its own: as many boxes
+    as there are other cores (at least one) boot at once, any more with `start_all`, once the
+    grader has imported torch. Each is configured before use (a course in weak mode replaces them),
+    and stopped at the end of the block; none where bubblewrap cannot run."""
     cores = os.cpu_count() or 1
     booted = [] if bwrap_problem() else [Sandbox() for _ in range(min(count, cores))]
     try:
