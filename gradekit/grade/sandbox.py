@@ -201,8 +201,8 @@ def start_all(sandboxes):
 class Sandbox:
     """One sandbox and its zygote. `open()` gives a Session with a fresh student process;
     `finish(session)` ends it and says how it ended. Used by one process at a time: the grader
-starts it, the worker forked to drive it may stop and replace it, and the grader stops whatever
-is left of it at the end.
+    starts it, the worker forked to drive it may stop and replace it, and the grader stops
+    whatever is left of it at the end.
 
     Starting a box needs only to know that it is one: the course's caps come with `configure()`
     (before `open()`), the memory cap once the box has booted, and each submission's own caps with
