@@ -6,7 +6,8 @@
 
 The class is the T04 assignment's reference and other correct completions of its skeleton (`--mixed`
 adds the realistic wrong ones), each in the source notebook's nbgrader form, so both graders see
-exactly the same files. Every kit run is `gradekit autograde` itself, timed from its start to its
+exactly the same files, in a course where `nbgrader generate_assignment` has run (untimed), as
+`make release` leaves it. Every kit run is `gradekit autograde` itself, timed from its start to its
 exit as nbgrader's is (a cold start, the kit's imports, its own peak memory). The floor is the
 battery's own compute: every check's probe and judgement run in one process on the reference, with
 nothing in between, under the kit's own malloc settings.
@@ -35,7 +36,8 @@ def core_checks():
 
 
 def make_class(target, size, mixed=False):
-    """A course in `target` with `size` submissions cycling through the variants."""
+    """A course in `target` with `size` submissions cycling through the variants, its assignment
+    generated (in the gradebook, as nbgrader's autograde needs it)."""
     import nbformat
     from mutants import batchnorm
 
@@ -56,6 +58,7 @@ def make_class(target, size, mixed=False):
         folder = target / "submitted" / f"student{n:04d}-{variant.name}" / ASSIGNMENT
         folder.mkdir(parents=True)
         nbformat.write(notebook, str(folder / f"{ASSIGNMENT}.ipynb"))
+    nbgrader(target, "generate_assignment", ASSIGNMENT, "--force")  # as `make release` leaves a course
     return target
 
 
@@ -168,7 +171,6 @@ def main():
     again = kit_run(course)
     print(f"  unchanged re-run                           {again['total']:7.2f} s")
     if not args.no_nbgrader:
-        nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
         started = time.perf_counter()
         nbgrader(course, "autograde", ASSIGNMENT, "--force")
         seconds = time.perf_counter() - started
