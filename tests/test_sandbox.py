@@ -15,7 +15,7 @@ import torch
 from conftest import COURSE
 from gradekit.errors import SandboxError
 from gradekit.grade import sandbox as sandbox_module
-from gradekit.grade.remote import Ended, Namespace, RemoteError
+from gradekit.grade.remote import Ended, Namespace, Preload, RemoteError
 from gradekit.run import frames, wire
 from mutants import batchnorm
 
@@ -429,6 +429,24 @@ def test_an_upload_that_fails_is_the_first_operations_error(sandbox, monkeypatch
             session._uploads[0] = ({**upload, "master": 99}, None)  # as a copy the process cannot make
     assert frames[-1] == 4 and ns.read(ns.log) == []  # nothing ran, and the session goes on
     sandbox.finish(session)
+
+
+def test_a_batterys_inputs_cross_once_per_box_and_every_world_starts_with_them(sandbox, monkeypatch):
+    inputs = [torch.randn(4, 3, dtype=torch.float64), torch.arange(6).reshape(2, 3).t(), torch.ones(2)]
+    preload = Preload(inputs + [inputs[0]])
+    send, control = frames.send, []
+    monkeypatch.setattr(frames, "send", lambda sock, document, *a, **k: control.append(document) or send(sock, document, *a, **k))
+    for restart in (False, False, True):
+        if restart:
+            sandbox.stop()  # a box started again is given them again
+        session = sandbox.open(preload)
+        ns = Namespace(session)
+        copies = [ns.put(t) for t in inputs]
+        assert [data for _, data in session._uploads] == [None] * 3  # no bytes cross
+        assert all(torch.equal(ns.read(c), t) for c, t in zip(copies, inputs))
+        copies[0].add_(1)  # this world's copy only: the next starts from the grader's values
+        sandbox.finish(session)
+    assert [d["preload"] for d in control if "preload" in d] == [preload.name] * 2
 
 
 def made(ns, n, tag):

@@ -59,6 +59,7 @@ class Battery:
         # largest tensor (see budget.py).
         self.element_limit = max(MIN_JUDGE_ELEMENTS, JUDGE_FACTOR * largest_tensor((self.inputs, self.expected)))
         self.fingerprint = fingerprint(self.checks, hidden_points)
+        self.preload = remote.Preload(tensors_in(self.inputs))
 
     def grade(self, sandbox, student, cells):
         """The submission's Result. `cells` are [(number as Jupyter counts it, source)]."""
@@ -92,7 +93,7 @@ class Battery:
         """One pass: a fresh process, the cells, then each check's probe (the core checks only
         when `shared`, with their inputs shared across checks as in the original notebook)."""
         run = Run()
-        session = sandbox.open()
+        session = sandbox.open(self.preload)
         try:
             reply = session.request("cells", cells=cells, names=list(self.assignment.defines))
             run.cell_errors = [str(e) for e in reply["errors"]][:20]
@@ -148,15 +149,20 @@ def fingerprint(checks, hidden_points):
     return digest.hexdigest()
 
 
+def tensors_in(value):
+    """The tensors in nested lists, tuples and dicts, in order."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if type(value) in (list, tuple):
+        return [t for v in value for t in tensors_in(v)]
+    if type(value) is dict:
+        return [t for v in value.values() for t in tensors_in(v)]
+    return []
+
+
 def largest_tensor(value):
     """Elements of the largest tensor in nested lists, tuples and dicts."""
-    if isinstance(value, torch.Tensor):
-        return value.numel()
-    if type(value) in (list, tuple):
-        return max(map(largest_tensor, value), default=0)
-    if type(value) is dict:
-        return max(map(largest_tensor, value.values()), default=0)
-    return 0
+    return max((t.numel() for t in tensors_in(value)), default=0)
 
 
 def _as_data(value, ns):

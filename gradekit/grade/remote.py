@@ -25,6 +25,7 @@ sees, as one request at a time would have shown.
 """
 import contextlib
 import time
+import uuid
 import weakref
 from dataclasses import dataclass
 
@@ -44,6 +45,24 @@ class Ended(Exception):
 MAX_BATCH = 256  # operations recorded at most before they are sent
 
 
+class Preload:
+    """A battery's inputs, which every student's process of a box holds from its start: the box
+    gets their bytes once (Sandbox.open), and a session's uploads of them carry none (about 4.6
+    MB a T04 submission that no longer crosses, is copied three times and parsed). They are the
+    grader's own tensors, which each check uploads anyway: nothing a student's code could not
+    see during its pass."""
+
+    def __init__(self, tensors):
+        self.name = uuid.uuid4().hex  # each battery's own, shared by the workers forked with it
+        unique = {id(t): t for t in tensors if wire.tensor_bytes(t) is not None}
+        # id(grader tensor) -> (tensor, master key): Session._masters' form
+        self.masters = {key: (t, f"{self.name}:{i}") for i, (key, t) in enumerate(unique.items())}
+
+    def blobs(self):
+        """The tensors as the control frame carries them (keys "0", "1", ...)."""
+        return [wire.tensor_bytes(t) for t, _ in self.masters.values()]
+
+
 def _grad_mode():
     return [torch.is_grad_enabled(), torch.is_inference_mode_enabled()]
 
@@ -51,12 +70,14 @@ def _grad_mode():
 class Session:
     """Requests to one student process, with its deadline and its byte budget."""
 
-    def __init__(self, sock, deadline, budget_bytes):
+    def __init__(self, sock, deadline, budget_bytes, preloaded=None):
         self.sock, self.deadline, self.budget = sock, deadline, budget_bytes
         self.ended = None  # why the session ended early, once it has
         self._proxies = weakref.WeakValueDictionary()  # handle -> proxy: one proxy per object
         self._released = []  # handles whose proxies are gone, freed with a later request (never rebound)
-        self._masters = {}  # id(grader tensor) -> (tensor, master key): uploaded once per session
+        # id(grader tensor) -> (tensor, master key): uploaded once per session, unless the
+        # student's process holds it from its start (the battery's inputs: Preload)
+        self._masters = dict(preloaded.masters) if preloaded else {}
         self._scope = {}  # id(grader tensor) -> (tensor, proxy, version seen): this check's copies
         self._uploads = []  # (upload, bytes or None) not sent yet: they go with the next request
         self._next_handle = 0  # uploads and pipelined results get handles -1, -2, ...: the grader names them

@@ -215,6 +215,7 @@ class Sandbox:
         self._cgroups = {}
         self._jobs = 0
         self._ready = False
+        self._preloaded = set()  # names of the Preloads the zygote holds
         if settings is not None:
             self.configure(settings, workers)
 
@@ -305,15 +306,29 @@ class Sandbox:
             self.control.close()
             self.process = None
             self._ready = False
+            self._preloaded = set()
         for cgroup in self._cgroups.values():
             cgroup.remove()
         self._cgroups = {}
 
     # ---- one submission ---------------------------------------------------------------
 
-    def open(self):
-        """A Session with a fresh student process, ready for the submission's cells. A box that
-        fails before any student code ran is replaced and tried once more: never the student's fault."""
+    def _preload(self, preload):
+        """Give the zygote a battery's inputs (once per box), then cap its memory again: the
+        inputs are the box's, not a submission's allowance."""
+        if preload is None or preload.name in self._preloaded:
+            return
+        frames.send(self.control, {"preload": preload.name}, preload.blobs())
+        reply = self._control_reply(START_SECONDS)
+        if not reply or reply.get("preloaded") != preload.name:
+            raise SandboxError("the sandbox did not take the battery's inputs")
+        self._cap()
+        self._preloaded.add(preload.name)
+
+    def open(self, preload=None):
+        """A Session with a fresh student process, ready for the submission's cells, holding
+        `preload`'s tensors (a remote.Preload) from its start. A box that fails before any student
+        code ran is replaced and tried once more: never the student's fault."""
         from gradekit.grade.remote import Session  # torch: not needed to start a box (boot_ahead)
         s = self.settings
         limits = {"memory_mb": s.memory_mb, "cpu_seconds": s.cpu_seconds, "scratch_mb": s.scratch_mb,
@@ -321,6 +336,7 @@ class Sandbox:
         for attempt in range(2):
             try:
                 self.ready()
+                self._preload(preload)
                 self._jobs += 1
                 mine, theirs = socket.socketpair()
                 frames.send(self.control, {"fork": self._jobs, "limits": limits}, fds=[theirs.fileno()])
@@ -328,7 +344,7 @@ class Sandbox:
                 started = self._control_reply(START_SECONDS)
                 if started and started.get("started") == self._jobs:
                     deadline = time.monotonic() + self.settings.wall_seconds
-                    session = Session(mine, deadline, self.settings.answer_mb << 20)
+                    session = Session(mine, deadline, self.settings.answer_mb << 20, preload)
                     session.job = self._jobs
                     session.oom_kills = self._oom_kills()
                     hello = frames.receive(mine, time.monotonic() + START_SECONDS)
@@ -380,7 +396,7 @@ class Sandbox:
             return None
         self.control.settimeout(timeout)
         try:
-            message, fds = frames.receive_control(self.control)
+            message, fds, _ = frames.receive_control(self.control)
         except (OSError, ValueError):
             return None
         for fd in fds:

@@ -2,7 +2,8 @@
 
 A frame is two little-endian u64 lengths, a JSON document, then a safetensors buffer (the
 tensors the document refers to, empty in most frames). The control channel (grader and zygote)
-sends small documents, with a descriptor now and then; the submission's channel (wire.py) gives
+sends small documents, with a descriptor now and then and a battery's inputs once; the
+submission's channel (wire.py) gives
 the documents and tensors their meaning. `receive` checks a frame's lengths against the budget
 before it allocates anything.
 
@@ -55,8 +56,8 @@ def send(sock, document, blobs=(), fds=()):
 
 
 def receive_control(sock):
-    """(document, fds) of a small control frame, or (None, fds) at the end of the stream.
-    Only between the grader and the zygote, which trust each other."""
+    """(document, fds, safetensors buffer) of a control frame, or (None, fds, b"") at the end of
+    the stream. Only between the grader and the zygote, which trust each other."""
     fds = array.array("i")
     # close-on-exec, as Python's own descriptors are: no program the receiver starts inherits them
     head, ancillary, _, _ = sock.recvmsg(FRAME.size, socket.CMSG_SPACE(4 * fds.itemsize), socket.MSG_CMSG_CLOEXEC)
@@ -69,15 +70,14 @@ def receive_control(sock):
             break
         head += more
     if len(head) < FRAME.size:
-        return None, list(fds)
-    size, _ = FRAME.unpack(head)
-    body = b""
-    while len(body) < size:
-        chunk = sock.recv(size - len(body))
-        if not chunk:
-            return None, list(fds)
-        body += chunk
-    return json.loads(body), list(fds)
+        return None, list(fds), b""
+    size, blob_size = FRAME.unpack(head)
+    try:
+        body = _exactly(sock, size, None)
+        blob = _exactly(sock, blob_size, None) if blob_size else b""
+    except Closed:
+        return None, list(fds), b""
+    return json.loads(body), list(fds), blob
 
 
 def receive(sock, deadline=None, budget=None):

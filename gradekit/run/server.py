@@ -56,13 +56,13 @@ def first_line(error):
 
 
 class Server:
-    def __init__(self, sock, transform):
+    def __init__(self, sock, transform, preloaded=None):
         self.sock = sock
         self.transform = transform  # IPython's cell transformer: magics become plain Python
         self.objects = {}  # handle -> object, kept alive while the grader holds the handle
         self.next_handle = 0
         self.handles = {}  # id(object) -> handle, so one object always has one handle
-        self.masters = {}  # the grader's uploads, copied afresh for each use
+        self.masters = dict(preloaded or {})  # the grader's uploads, copied afresh for each use
         self.namespace = {"__name__": "__main__", "__builtins__": builtins, "get_ipython": NoIPython}
         self.output = sys.stdout if isinstance(sys.stdout, CappedOutput) else CappedOutput()
         # Bound now, before student code runs: a submission that patches these later changes

@@ -65,7 +65,8 @@ def tensor_bytes(t):
     return code, list(t.shape), memoryview(raw).cast("B") if t.numel() else b""
 
 
-def _load_safetensors(blob):
+def load_tensors(blob):
+    """{key: tensor} of a safetensors buffer; WireError where it is malformed."""
     from safetensors.torch import load
     try:
         return load(bytes(blob))
@@ -82,7 +83,7 @@ def receive(sock, deadline=None, budget=None):
     if found is None:
         return None
     document, blob, size = found
-    return document, (_load_safetensors(blob) if blob else {}), size
+    return document, (load_tensors(blob) if blob else {}), size
 
 
 # ---- values ---------------------------------------------------------------------------------

@@ -10,6 +10,11 @@ through this process, so no later fork can find them in memory it inherits.
                                             once: bubblewrap or weak mode, the Python prefixes
                                             (kept importable under each world's scratch /tmp)
     zygote -> grader   {"ready": true}
+    grader -> zygote   {"preload": name} + tensors
+                                            once per battery: its inputs, which every later world
+                                            holds from its start (the grader's uploads of them
+                                            then carry no data)
+    zygote -> grader   {"preloaded": name}
     grader -> zygote   {"fork": id, "limits": {...}} + fd
                                             a new world for one submission (world.py), under
                                             the course's caps
@@ -76,7 +81,7 @@ def _cell_transformer():
 def main():
     control = socket.socket(fileno=int(sys.argv[1]))
     os.set_inheritable(control.fileno(), False)  # no world's init inherits it
-    setup, _ = frames.receive_control(control)
+    setup, _, _ = frames.receive_control(control)
     if setup["isolated"]:
         if world.SLEEP is None:
             sys.exit("the sandbox needs the sleep program (coreutils) in /usr/bin or /bin")
@@ -86,11 +91,13 @@ def main():
     transform = _warm_up()
     from gradekit.run.server import CappedOutput, Server
 
+    preloaded = {}  # master key -> a battery's input, as the grader preloaded it
+
     def serve(channel):
         sys.stdout = sys.stderr = CappedOutput()
         import torch
         torch.manual_seed(0)  # every submission starts from the same random state
-        Server(channel, transform).serve()
+        Server(channel, transform, preloaded).serve()
 
     # What the zygote made stays out of every collection in the worlds: a collection there then
     # neither walks these objects nor writes to the pages a fork shares with us.
@@ -100,15 +107,30 @@ def main():
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     frames.send(control, {"ready": True})
     while True:
-        message, fds = frames.receive_control(control)
+        message, fds, blob = frames.receive_control(control)
         if message is None:
             return
+        if "preload" in message:
+            preloaded.update(_inputs(message["preload"], blob))
+            frames.send(control, {"preloaded": message["preload"]})
+            continue
         if "fork" not in message or len(fds) != 1:
             for fd in fds:
                 os.close(fd)
             continue  # a "kill" that arrived after its submission ended
         _one_submission(control, message["fork"], socket.socket(fileno=fds[0]), {**setup, "limits": message["limits"]},
                         serve)
+
+
+def _inputs(name, blob):
+    """{master key: tensor} of a preload's tensors, each kept in memory of its own (the frame's
+    buffer is freed), out of every later collection."""
+    from gradekit.run import wire  # torch: imported by now
+    tensors = wire.load_tensors(blob)
+    inputs = {f"{name}:{key}": tensor.clone() for key, tensor in tensors.items()}
+    gc.collect()
+    gc.freeze()
+    return inputs
 
 
 def _one_submission(control, job, channel, setup, serve):
@@ -155,7 +177,7 @@ def _wait(pid, control, job):
             ready, _, _ = select.select([pidfd, control], [], [])
             if pidfd in ready:
                 return killed
-            message, fds = frames.receive_control(control)
+            message, fds, _ = frames.receive_control(control)
             for fd in fds:
                 os.close(fd)
             if message is None:  # the grader is gone: end this submission, then ourselves
