@@ -63,6 +63,22 @@ class Preload:
         return [wire.tensor_bytes(t) for t, _ in self.masters.values()]
 
 
+class _Watch(weakref.ref):
+    """A weak reference to a proxy that lists the proxy's handle for release once it is gone
+    (lighter than weakref.finalize, which a session would make hundreds of times)."""
+
+    def __new__(cls, proxy, handle, released):
+        return super().__new__(cls, proxy, _gone)
+
+    def __init__(self, proxy, handle, released):
+        super().__init__(proxy, _gone)
+        self.handle, self.released = handle, released
+
+
+def _gone(watch):
+    watch.released.append(watch.handle)
+
+
 def _grad_mode():
     return [torch.is_grad_enabled(), torch.is_inference_mode_enabled()]
 
@@ -73,7 +89,7 @@ class Session:
     def __init__(self, sock, deadline, budget_bytes, preloaded=None):
         self.sock, self.deadline, self.budget = sock, deadline, budget_bytes
         self.ended = None  # why the session ended early, once it has
-        self._proxies = weakref.WeakValueDictionary()  # handle -> proxy: one proxy per object
+        self._proxies = {}  # handle -> weak reference to its proxy (_Watch): one proxy per object
         self._released = []  # handles whose proxies are gone, freed with a later request (never rebound)
         # id(grader tensor) -> (tensor, master key): uploaded once per session, unless the
         # student's process holds it from its start (the battery's inputs: Preload)
@@ -92,7 +108,9 @@ class Session:
     def request(self, op, **fields):
         """Run one operation, return its answer (a plain value or a proxy). In a pipelined block,
         record it and return a proxy for its result."""
-        message = {"op": op, **{k: wire.encode(v, self._argument, None) for k, v in fields.items()}}
+        message = {"op": op}
+        for key, value in fields.items():  # names and numbers as they are: most fields are
+            message[key] = value if type(value) in wire.PLAIN else wire.encode(value, self._argument, None)
         if self.ended:
             raise Ended(self.ended)
         self.recorded += 1
@@ -201,12 +219,12 @@ class Session:
         handle, type_name = tag.get("ref"), tag.get("type", "object")
         if type(handle) is not int or not isinstance(type_name, str) or len(tag) > 3:
             raise wire.WireError("malformed handle")
-        proxy = self._proxies.get(handle)
+        watch = self._proxies.get(handle)
+        proxy = watch() if watch is not None else None
         if proxy is None:
             kind = RemoteTensor if tag.get("tensor") is True else Remote
             proxy = kind(self, handle, wire.clean_text(type_name, 100))
-            self._proxies[handle] = proxy
-            weakref.finalize(proxy, self._released.append, handle)
+            self._proxies[handle] = _Watch(proxy, handle, self._released)
         return proxy
 
     # ---- uploads: the grader's tensors, as the student's code sees them ----------------

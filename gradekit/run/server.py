@@ -133,6 +133,10 @@ class Server:
         return wire.encode(_bounded(value), self.refer, None)
 
     def arguments(self, value, tensors):
+        if type(value) in wire.PLAIN:  # most arguments: a name, a number or one handle
+            return value
+        if type(value) is dict and "ref" in value:
+            return self.objects[value["ref"]]
         return wire.decode(value, tensors, lambda tag: self.objects[tag["ref"]])
 
     # ---- operations -------------------------------------------------------------------

@@ -88,10 +88,13 @@ def receive(sock, deadline=None, budget=None):
 
 # ---- values ---------------------------------------------------------------------------------
 
+PLAIN = frozenset({type(None), bool, int, float, str})
+
+
 def encode(value, refer, blobs):
     """The JSON form of `value`. `refer(obj)` gives the tag of anything that is not plain data
     (a {"ref": ...} handle, or {"tensor": key} after appending to `blobs`)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if type(value) in PLAIN or isinstance(value, (bool, int, float, str)):  # the common case first
         return value
     if isinstance(value, torch.Size):
         return {"size": [int(n) for n in value]}
