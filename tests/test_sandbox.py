@@ -449,6 +449,30 @@ def test_a_batterys_inputs_cross_once_per_box_and_every_world_starts_with_them(s
     assert [d["preload"] for d in control if "preload" in d] == [preload.name] * 2
 
 
+def test_a_checks_writes_come_back_with_its_frames(sandbox, monkeypatch):
+    session = sandbox.open()
+    session.request("cells", cells=[(1, PIPELINE_CELL)], names=[])
+    ns = Namespace(session)
+    send, sent = wire.send, []
+    monkeypatch.setattr(wire, "send", lambda sock, message, *a: sent.append([op["op"] for op in message["ops"]])
+                        or send(sock, message, *a))
+    x = torch.zeros(3)
+    session.new_scope()
+    with ns.pipelined():
+        holder = ns.Holder(ns.put(x))
+    assert session.writes() == [] and sent == [["global", "call"]]  # no request of its own
+    holder.bump()
+    before = len(sent)
+    [(tensor, now)] = session.writes()
+    assert tensor is x and torch.equal(now, torch.ones(3))
+    assert sent[before:] == [["read"]]  # the write was known from bump's frame: only its value is read
+    holder.bump()
+    session._versions = {}  # as after a frame that did not cover the copies: writes() asks
+    [(_, now)] = session.writes()
+    assert torch.equal(now, torch.full((3,), 2.0)) and sent[-2:] == [["versions"], ["read"]]
+    sandbox.finish(session)
+
+
 def made(ns, n, tag):
     """A fixture: a Thing whose making the student's log records (`tag` only tells fixtures apart)."""
     thing = ns.Thing(n)

@@ -102,6 +102,7 @@ class Session:
         self._referenced = set()  # handles the recorded operations use
         self.recorded = 0  # operations recorded so far: the next one's number
         self._not_run = []  # [first, end) numbers of operations an error skipped (or that raised)
+        self._versions = {}  # handle -> version, of the copies in scope, as the last frame left them
 
     # ---- requests ---------------------------------------------------------------------
 
@@ -170,6 +171,12 @@ class Session:
                     upload = {**upload, "data": {"tensor": str(len(blobs) - 1)}}
                 message["uploads"].append(upload)
             self._uploads = []
+        # Every frame asks how often this check's copies have been written once its operations
+        # have run, so writes() needs no round trip of its own after a probe's last frame.
+        watched = [proxy._handle for _, proxy, _ in self._scope.values()]
+        if watched:
+            message["versions"] = watched
+        self._versions = {}
         try:
             wire.send(self.sock, message, blobs)
             answer = wire.receive(self.sock, self.deadline, self.budget)
@@ -180,6 +187,9 @@ class Session:
             answers = document.get("answers") if isinstance(document, dict) else None
             if type(answers) is not list or len(answers) != len(ops):
                 raise wire.WireError("malformed answer")
+            versions = document.get("versions") if watched else None
+            if type(versions) is list and len(versions) == len(watched) and all(type(v) is int for v in versions):
+                self._versions = dict(zip(watched, versions))  # else writes() asks on its own
             for number, (op, answer) in enumerate(zip(ops, answers), start=self.recorded - len(ops)):
                 if not isinstance(answer, dict):
                     raise wire.WireError("malformed answer")
@@ -270,7 +280,11 @@ class Session:
         if not self._scope:
             return []
         entries = list(self._scope.items())
-        versions = self.request("versions", objs=[proxy for _, (_, proxy, _) in entries])
+        # Student code runs only while a frame is processed: what the last frame said still holds.
+        if all(proxy._handle in self._versions for _, (_, proxy, _) in entries):
+            versions = [self._versions[proxy._handle] for _, (_, proxy, _) in entries]
+        else:
+            versions = self.request("versions", objs=[proxy for _, (_, proxy, _) in entries])
         if not isinstance(versions, list) or len(versions) != len(entries):
             self._end("protocol", "malformed versions")
         written = []

@@ -99,7 +99,13 @@ class Server:
                 except BaseException as error:  # SystemExit too: a notebook carries on after it
                     del blobs[mark:]
                     answers.append({"error": first_line(error)})
-            self._send(self.sock, {"answers": answers}, blobs)
+            reply = {"answers": answers}
+            try:  # the grader's copies' write counts, as the operations left them (op_versions)
+                if request.get("versions"):
+                    reply["versions"] = [int(self.objects[h]._version) for h in request["versions"]]
+            except BaseException:
+                pass  # the grader asks with a "versions" operation, and sees its error
+            self._send(self.sock, reply, blobs)
 
     def run(self, request, tensors, blobs):
         """One operation's answer. A recorded one (with "as") keeps its result under the handle the
@@ -242,7 +248,8 @@ class Server:
             del self.handles[id(obj)]
 
     def op_versions(self, request, tensors, blobs):
-        """How often each tensor has been written in place (its autograd version counter)."""
+        """How often each tensor has been written in place (its autograd version counter). Every
+        frame that lists the handles of the grader's copies gets theirs with its answers too."""
         return [int(t._version) for t in self.arguments(request["objs"], tensors)]
 
     def op_read(self, request, tensors, blobs):
