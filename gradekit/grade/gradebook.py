@@ -196,10 +196,7 @@ def autograded_notebook(submitted_path, assignment, result, cells):
         METADATA.validate_nb(notebook)
     except (ValidationError, RuntimeError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    # nbformat's v4 writer, as nbformat.writes calls it, without the schema check nbformat.writes
-    # runs first only to log what it finds: reads checked the notebook already, and the steps
-    # above keep its form (about 5 ms a submission).
-    return nbformat.v4.writes(notebook)
+    return nbformat.writes(notebook)
 
 
 def read_timestamp(folder):
