@@ -3,9 +3,8 @@
 A frame is two little-endian u64 lengths, a JSON document, then a safetensors buffer (the
 tensors the document refers to, empty in most frames). The control channel (grader and zygote)
 sends small documents, with a descriptor now and then and a battery's inputs once; the
-submission's channel (wire.py) gives
-the documents and tensors their meaning. `receive` checks a frame's lengths against the budget
-before it allocates anything.
+submission's channel (wire.py) gives the documents and tensors their meaning. `receive` checks a
+frame's lengths against the budget before it allocates anything.
 
 Only the standard library: the grader starts its sandboxes with this before it imports torch.
 """
