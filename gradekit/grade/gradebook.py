@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import fastjsonschema
 import jsonschema
 import nbformat
-from alembic.script import ScriptDirectory
 from nbformat import NotebookNode
 from nbgrader.api import (Assignment, Base, Comment, Grade, Gradebook, MissingEntry, Student, SubmittedAssignment,
                           SubmittedNotebook)
@@ -24,6 +23,7 @@ from nbgrader.nbgraderformat.common import BaseMetadataValidator
 from nbgrader.preprocessors import AssignLatePenalties, ClearOutput, NbGraderPreprocessor, OverwriteCells, SaveCells
 from nbgrader.utils import parse_utc
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.orm import selectinload
 
 from gradekit.errors import KitError
 from gradekit.grade.submission import SubmissionError, read_bytes
@@ -44,6 +44,7 @@ def _create_gradebook(db_url):
     try:
         if inspect(engine).get_table_names():
             return
+        from alembic.script import ScriptDirectory  # a third of a second to import, for a new gradebook only
         Base.metadata.create_all(bind=engine)
         with engine.begin() as connection:
             connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
@@ -219,21 +220,25 @@ def record(course, rows):
         present = {(student, name) for student, name in session.query(SubmittedAssignment.student_id, Assignment.name)
                    .join(Assignment, Assignment.id == SubmittedAssignment.assignment_id)}
         students = {s.id for s in session.query(Student.id)}
+        submissions = _submissions(session, {assignment.name for assignment, *_ in rows})
+        cell_names = {}  # the assignment's notebook -> {grade cell id: cell name}
         for assignment, result, timestamp, now in rows:
             if not now and (result.student, assignment.name) in present:
                 continue
             if result.student not in students:
                 session.add(Student(id=result.student))
                 students.add(result.student)
-            submission = _submission(gradebook, assignment.name, result.student)
+            submission = (submissions.get((assignment.name, result.student))
+                          or _submission(gradebook, assignment.name, result.student))
             submission.timestamp = timestamp
             notebook = next(n for n in submission.notebooks if n.name == assignment.notebook.removesuffix(".ipynb"))
             scores = {}
             for r in result.checks:
                 scores[r.check.cell] = scores.get(r.check.cell, 0.0) + r.points
-            cell_names = {cell.id: cell.name for cell in notebook.notebook.grade_cells}
+            if notebook.notebook_id not in cell_names:
+                cell_names[notebook.notebook_id] = {cell.id: cell.name for cell in notebook.notebook.grade_cells}
             for grade in notebook.grades:
-                name = cell_names.get(grade.cell_id)
+                name = cell_names[notebook.notebook_id].get(grade.cell_id)
                 if name in scores:
                     grade.auto_score = scores[name]
                     grade.needs_manual_grade = False
@@ -249,6 +254,18 @@ def record(course, rows):
                 if penalty is not None:
                     notebook.late_submission_penalty = min(max(penalty, 0), score)
         session.commit()
+
+
+def _submissions(session, names):
+    """{(assignment name, student): submission} of every submission the gradebook holds of the
+    assignments `names`, with their notebooks and grades: three queries, where asking per
+    submission took one each (and one per notebook and per grade list, a third of a second for
+    a class of 105)."""
+    query = (session.query(SubmittedAssignment, Assignment.name)
+             .join(Assignment, Assignment.id == SubmittedAssignment.assignment_id)
+             .filter(Assignment.name.in_(sorted(names)))
+             .options(selectinload(SubmittedAssignment.notebooks).selectinload(SubmittedNotebook.grades)))
+    return {(name, submission.student_id): submission for submission, name in query}
 
 
 def _submission(gradebook, assignment_name, student):
