@@ -22,6 +22,9 @@ AMPLIFIERS = {
     "gather by index": lambda: torch.ones(1, N)[torch.zeros(N, dtype=torch.long)],
     "repeat": lambda: torch.ones(4).repeat(N, N),
     "factory from answered sizes": lambda: torch.zeros(N, N),
+    "factory from an answered shape": lambda: torch.full((N, N), 0.5),
+    "factory from a size keyword": lambda: torch.ones(size=[N, N]),
+    "factory from an answered count": lambda: torch.zeros(torch.tensor(N), N),
     "pad": lambda: F.pad(torch.ones(2), (0, 4 * LIMIT)),
 }
 
@@ -43,6 +46,18 @@ def test_honest_judging_is_untouched():
                    x.reshape(64, -1) @ torch.ones(192, 4), f"{out.sum():.3g}", bool((out > -1e9).all()))
     assert results[0] and results[2] == (3, 8, 8) and results[3] == (1, 3, 8, 8) and results[4] == (2, 3, 8, 8)
     assert results[5].shape == (64, 4)
+
+
+def test_factories_of_plain_sizes_are_bounded_without_a_dry_run(monkeypatch):
+    """torch.full and the like are judged from the size they ask for (the meta dry run costs more
+    than the small tensors judgements build with them); any other size still gets a dry run."""
+    monkeypatch.setattr(ElementBudget, "_dry_run", lambda *args: pytest.fail("dry run for a plain size"))
+    with ElementBudget(LIMIT):
+        made = [torch.full((1, 3, 1, 1), 0.5), torch.zeros(2, 3), torch.ones(size=(4,)), torch.empty([0, 7])]
+        with pytest.raises(OverBudget):
+            torch.full([N, N], 2.0)
+    assert [tuple(t.shape) for t in made] == [(1, 3, 1, 1), (2, 3), (4,), (0, 7)]
+    assert torch.equal(made[0], torch.tensor(0.5).expand(1, 3, 1, 1))
 
 
 def test_the_bound_holds_in_its_own_thread_only():

@@ -6,11 +6,14 @@ elements, and a few KiB of answers can make the grader allocate tens of GiB. Jud
 expectations computed from what a submission left in its inputs) therefore run under
 `ElementBudget`, a torch function mode that refuses, before it runs, any operation whose result
 would hold more elements than the budget: for the common elementwise operations and reductions
-from the shapes of their operands alone, for every other one from a dry run on the "meta"
-device, which computes shapes without data. The mode is per thread, as torch keeps it. Being
-where every judgement's torch call passes, it also answers torch.allclose through close.py.
+from the shapes of their operands alone, for torch.zeros and its kind from the size they ask
+for, for every other one from a dry run on the "meta" device, which computes shapes without
+data. The mode is per thread, as torch keeps it. Being where every judgement's torch call
+passes, it also answers torch.allclose through close.py.
 """
 import itertools
+import math
+import operator
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -63,6 +66,25 @@ def _shapes_size(tensors):
     return size
 
 
+# Factories that take a size first, as (n, m) or as n, m: the size says what they allocate.
+FACTORIES = frozenset({"zeros", "ones", "empty", "full"})
+
+
+def _requested(args, kwargs):
+    """Elements a factory's size asks for; None where the size is not integers (torch refuses it,
+    or the dry run decides). An integer tensor counts as its value, as torch reads it: the meta
+    dry run cannot read it, so `torch.zeros(answer, n)` used to allocate unchecked."""
+    sized = "size" in kwargs or (args and type(args[0]) in (tuple, list, torch.Size))
+    dims = kwargs["size"] if "size" in kwargs else args[0] if sized else args
+    if type(dims) not in (tuple, list, torch.Size):
+        return None
+    try:
+        dims = [operator.index(d) for d in dims]
+    except (TypeError, RuntimeError):  # a float, a tensor of many elements...
+        return None
+    return math.prod(dims) if all(d >= 0 for d in dims) else None
+
+
 def _meta(leaf):
     if isinstance(leaf, torch.Tensor):
         return torch.empty_strided(leaf.shape, leaf.stride(), dtype=leaf.dtype, device="meta")
@@ -85,7 +107,11 @@ class ElementBudget(TorchFunctionMode):
         # Indexing with ints and slices only takes a part; with tensors it can gather any number of rows.
         by_shapes = name in BY_SHAPES or (name in ("__getitem__", "__setitem__") and len(tensors) == 1)
         if not by_shapes:
-            self._dry_run(func, args, kwargs, bool(tensors))
+            requested = _requested(args, kwargs) if name in FACTORIES else None
+            if requested is None:
+                self._dry_run(func, args, kwargs, bool(tensors))  # about 0.13 ms a call
+            elif requested > self.limit:
+                self._refuse(func)
         if func in ALLCLOSE:
             return close.allclose(func, args, kwargs)
         return func(*args, **kwargs)
